@@ -305,7 +305,7 @@ def _benchmark_encoders(preset, batch_size, steps, warmup, dtypes, seed, verbose
                 e.float().square().mean().backward()
                 times.append(time.perf_counter() - t0)
             row[name] = batch_size / sorted(times[warmup:])[steps // 2]  # median step: robust to a busy machine
-        for name, enc in encs.items(): row[f'{name}_gflop'] = training_gflop(enc, inputs[name][:1])
+        for name, enc in encs.items(): row[f'{name}_gflop'] = training_gflop(enc, inputs[name][:2])  # 2: BatchNorm needs >1 value per channel
         row['pair'] = 1 / (1 / row['voice'] + 1 / row['face'])
         rows.append({k: row.pop(k) for k in [*row] if not k.endswith('_gflop')} | row)  # gflop columns last
     df = pd.DataFrame(rows)
