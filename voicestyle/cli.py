@@ -103,7 +103,7 @@ def experiment_table(results:pd.DataFrame, ceiling:dict|None=None) -> pd.DataFra
 
 def cmd_experiment(a):
     from voicestyle.train import run_experiment, train_config
-    root = _toyvox(a.data, a.toyvox_preset, 0, a.workers) if a.toyvox_preset else Path(a.data)
+    root = _toyvox(a.data, a.toyvox_preset, a.toyvox_seed, a.workers) if a.toyvox_preset else Path(a.data)
     cfg = train_config(a.preset, **({'epochs': a.epochs} if a.epochs else {}))
     res = run_experiment(_scan(root, a.layout), a.out, cfg, seeds=a.seeds, n_trials=a.trials)
     res.to_csv(Path(a.out) / 'results.csv', index=False)
@@ -178,11 +178,15 @@ def run_benchmarks(quick:bool=False, out=None) -> dict:
         figs['encoders'] = benchmark_encoders('small').to_dict('records')
         if quick:
             print('== CMPC training steps (small preset, batch 8, ToyVox tiny clips) ==')
-            figs['training'] = benchmark_training(scan_voxceleb1(root), 'small', steps=3, batch_size=8)
+            tm, kw = scan_voxceleb1(root), dict(steps=3, batch_size=8)
         else:
             print('== CMPC training steps (small preset, batch 64, ToyVox small clips) ==')
             small = _toyvox(default_cache() / 'toyvox_small', 'small', 0, 2)
-            figs['training'] = benchmark_training(scan_voxceleb1(small).subset(splits=[1]), 'small', steps=8)
+            tm, kw = scan_voxceleb1(small).subset(splits=[1]), dict(steps=8)
+        figs['training'] = benchmark_training(tm, 'small', preload=False, **kw)
+        figs['training_preloaded'] = benchmark_training(tm, 'small', preload=True, **kw)
+        print(f"preloaded (PreloadedPairs) vs from disk (VoiceFaceDataset): "
+              f"x{figs['training_preloaded']['samples_per_s'] / figs['training']['samples_per_s']:.2f} samples/s")
         print('== StyleGAN2 generator forward ==')
         g = benchmark_generator()
         figs['generator'] = g.to_dict('records') if hasattr(g, 'to_dict') else g
@@ -266,6 +270,7 @@ def cmd_demo(a): demo(a.out, a.n_voices, a.steps, a.invert_steps)
 def build_parser() -> argparse.ArgumentParser:
     "The `voicestyle` argument parser (one sub-command per job)."
     from voicestyle.train import TrainConfig
+    from voicestyle.toyvox import TOYVOX_PRESETS
     p = argparse.ArgumentParser('voicestyle', description='Generate a face from an unheard voice: CMPC + voice-guided StyleGAN2.')
     sub = p.add_subparsers(dest='command', required=True)
     s = sub.add_parser('demo', help='the main job on the built-in default data (ToyVox small + shipped checkpoints)')
@@ -273,7 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--steps', type=int, default=100); s.add_argument('--invert-steps', type=int, default=DEFAULT_INVERT_STEPS)
     s.set_defaults(fn=cmd_demo)
     s = sub.add_parser('toyvox', help='make a ToyVox dataset (VoxCeleb1 layout)')
-    s.add_argument('out'); s.add_argument('--preset', default='small', choices=['tiny', 'small', 'wide', 'full'])
+    s.add_argument('out'); s.add_argument('--preset', default='small', choices=list(TOYVOX_PRESETS))
     s.add_argument('--seed', type=int, default=0); s.add_argument('--workers', type=int, default=2)
     s.set_defaults(fn=cmd_toyvox)
     s = sub.add_parser('scan', help='scan a dataset into a manifest and report what was skipped')
@@ -281,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_scan)
     s = sub.add_parser('train', help='train CMPC on split 1 (validation: split 2); runs under torchrun too')
     s.add_argument('data'); s.add_argument('out'); s.add_argument('--layout', default='voxceleb1')
-    s.add_argument('--preset', default='small', help='training preset: paper | small | tiny')
+    s.add_argument('--preset', default='small', help='training preset: paper | small | small-long | tiny')
     for f in fields(TrainConfig):
         if f.name in ('ks',): s.add_argument('--ks', type=int, nargs='+')
         elif f.type in ('bool', bool): s.add_argument(f'--{f.name.replace("_", "-")}', action='store_true', default=None)
@@ -293,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_evaluate)
     s = sub.add_parser('experiment', help='CMPC vs instance-only baseline over seeds, with ToyVox ceilings')
     s.add_argument('data'); s.add_argument('out'); s.add_argument('--layout', default='voxceleb1')
-    s.add_argument('--toyvox-preset', choices=['tiny', 'small', 'wide', 'full'], help='make ToyVox at DATA first')
+    s.add_argument('--toyvox-preset', choices=list(TOYVOX_PRESETS), help='make ToyVox at DATA first')
+    s.add_argument('--toyvox-seed', type=int, default=0, help='seed of the ToyVox made at DATA')
     s.add_argument('--preset', default='small'); s.add_argument('--epochs', type=int)
     s.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2]); s.add_argument('--trials', type=int, default=2000)
     s.add_argument('--workers', type=int, default=2)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_data.ipynb #fd9c23f7
 from __future__ import annotations
-import json, math, os, hashlib, time, warnings
+import ctypes, json, math, os, hashlib, time, warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, asdict
 from importlib import resources
@@ -27,7 +27,8 @@ __all__ = ['AUDIO_EXTS', 'AV_EXTS', 'IMAGE_EXTS', 'VIDEO_EXTRA', 'SCAN_REASONS',
            'read_identity_splits', 'split_identities_by_seed', 'protocol_path', 'scan_voxceleb1',
            'write_synthetic_voxceleb1', 'scan_voxceleb2', 'scan_generic', 'scan_csv', 'load_manifest',
            'read_matching_list', 'read_verification_list', 'read_protocol', 'ResolvedProtocol', 'resolve_protocol',
-           'VoiceFaceDataset', 'UtteranceDataset', 'FaceFrameDataset', 'benchmark_loading']
+           'VoiceFaceDataset', 'release_free_memory', 'PreloadedPairs', 'UtteranceDataset', 'FaceFrameDataset',
+           'benchmark_loading']
 
 # %% ../nbs/00_data.ipynb #bd8c5dbe
 class DataError(Exception):
@@ -810,6 +811,99 @@ class VoiceFaceDataset(Dataset):
         except Exception as e:
             raise _item_error(e, self.manifest.root / path, f'VoiceFaceDataset item {i}: {self.items.identity[i]}/{self.items.video[i]}') from e
         return dict(voice=voice, face=face, index=i, identity=int(self.identity[i]))
+
+# %% ../nbs/00_data.ipynb #32318e7e
+class _Decode(Dataset):
+    "Full log-mel (float16) of each utterance and face (float16) of each frame, for `PreloadedPairs`."
+    def __init__(self, root, mels:MelLoader, audios, faces, face_size):
+        self.root, self.mels, self.paths, self.n_a, self.size = Path(root), mels, list(audios) + list(faces), len(audios), face_size
+    def __len__(self): return len(self.paths)
+    def __getitem__(self, i):
+        p = self.paths[i]
+        try:
+            with single_thread():
+                return self.mels(p).half() if i < self.n_a else load_face(self.root / p, self.size).half()
+        except Exception as e: raise _item_error(e, self.root / p, 'PreloadedPairs') from e
+
+def release_free_memory():
+    "Hand freed heap memory back to the OS (glibc `malloc_trim`; a no-op elsewhere)."
+    try: ctypes.CDLL('libc.so.6').malloc_trim(0)
+    except (OSError, AttributeError): pass
+
+class PreloadedPairs(Dataset):
+    "`VoiceFaceDataset` decoded once into memory; `batch(indices)` cuts voices [B,1,n_mels,crop] and faces [B,3,S,S]."
+    def __init__(self, manifest:Manifest, audio_cfg:AudioConfig|None=None, face_size:int=64, train:bool=True,
+                 seed:int=0, flip:bool|None=None, cache_dir=None, num_workers:int=0, max_bytes:float=8e9):
+        src = VoiceFaceDataset(manifest, audio_cfg, face_size, train, seed, flip, cache_dir)
+        self.cfg, self.face_size, self.train, self.seed, self.flip = src.cfg, face_size, train, seed, src.flip
+        self.items, self.identity, self.left_out = src.items, src.identity, src.left_out
+        audios = [a for al in src._audios for a in al]
+        faces = [f for fl in src._faces for f in fl]
+        face_bytes = len(faces) * 3 * face_size ** 2 * 2
+        if face_bytes > max_bytes:
+            raise MemoryError(f'PreloadedPairs: {len(faces)} faces alone need {face_bytes / 1e9:.1f} GB > max_bytes={max_bytes / 1e9:.1f} GB; '
+                              'train from disk (VoiceFaceDataset) instead')
+        mels, total = [], face_bytes
+        loader = DataLoader(_Decode(manifest.root, src.mels, audios, faces, face_size), batch_size=None,
+                            num_workers=num_workers)
+        frames = []
+        for i, x in enumerate(loader):
+            # each log-mel leaves ~1 MB of freed STFT buffers pinned between the small tensors kept here; without a
+            # periodic trim the process holds GBs it does not use (2.3 GB for 52 MB of ToyVox wide)
+            if i % 256 == 255: release_free_memory()
+            if i < len(audios):
+                total += x.numel() * 2
+                if total > max_bytes:
+                    raise MemoryError(f'PreloadedPairs: more than max_bytes={max_bytes / 1e9:.1f} GB after {i} of '
+                                      f'{len(audios)} utterances; train from disk (VoiceFaceDataset) instead')
+                mels.append(x)
+            else: frames.append(x)
+        self.mel_len = torch.tensor([m.shape[-1] for m in mels])                        # [U]
+        width = max(int(self.mel_len.max()), self.cfg.crop_frames)
+        pad = math.log(self.cfg.log_floor)
+        self.mel = torch.full((len(mels), mels[0].shape[0], width), pad, dtype=torch.float16)  # [U, n_mels, Fmax]
+        for j, m in enumerate(mels): self.mel[j, :, :m.shape[-1]] = m
+        self.face = torch.stack(frames)                                                  # [Fr, 3, S, S]
+        n_a = torch.tensor([len(a) for a in src._audios]); n_f = torch.tensor([len(f) for f in src._faces])
+        self.a_count, self.f_count = n_a, n_f                                            # [N]
+        self.a_start, self.f_start = n_a.cumsum(0) - n_a, n_f.cumsum(0) - n_f            # [N]
+        release_free_memory()
+        self.set_epoch(0)
+
+    def __len__(self): return len(self.items)
+
+    def set_epoch(self, epoch:int):
+        "Draw this epoch's random numbers [N, 4]: utterance, frame, flip and crop offset of every item."
+        self.epoch = epoch
+        self._u = torch.from_numpy(np.random.default_rng([self.seed, epoch, 7]).random((len(self), 4)))
+
+    def choices(self, idx:torch.Tensor) -> tuple:
+        "(utterance rows [B], frame rows [B], flips [B], crop starts [B]) of items `idx`."
+        u, T = self._u[idx], self.cfg.crop_frames
+        if self.train:
+            a = self.a_start[idx] + (u[:, 0] * self.a_count[idx]).long()
+            f = self.f_start[idx] + (u[:, 1] * self.f_count[idx]).long()
+            flip = (u[:, 2] < 0.5) & self.flip
+            room = (self.mel_len[a] - T).clamp(min=0)
+            start = (u[:, 3] * (room + 1)).long().clamp(max=room)
+        else:
+            a, f = self.a_start[idx], self.f_start[idx] + self.f_count[idx] // 2
+            flip = torch.zeros(len(idx), dtype=torch.bool)
+            start = ((self.mel_len[a] - T) // 2).clamp(min=0)
+        return a, f, flip, start
+
+    def batch(self, idx) -> dict:
+        "Items `idx` (a list or tensor [B]) as one batch: voice [B,1,n_mels,crop], face [B,3,S,S], index, identity."
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        a, f, flip, start = self.choices(idx)
+        cols = start[:, None] + torch.arange(self.cfg.crop_frames)                           # [B, crop]
+        voice = self.mel[a[:, None], :, cols].transpose(1, 2).float()                        # [B, n_mels, crop]
+        face = self.face[f].float()
+        face = torch.where(flip[:, None, None, None], face.flip(-1), face)
+        return dict(voice=voice[:, None], face=face, index=idx, identity=torch.from_numpy(self.identity[idx.numpy()]))
+
+    def __getitem__(self, i:int) -> dict:
+        return {k: v[0] for k, v in self.batch([i]).items()}
 
 # %% ../nbs/00_data.ipynb #379808ff
 class UtteranceDataset(Dataset):

@@ -45,10 +45,12 @@ TOYVOX_PRESETS = dict(
     full=dict(n_identities=500, videos_per_identity=4, utterances_per_video=4, frames_per_video=4, seconds=3.0),
     # many identities, few clips each: what CMPC needs to learn shared attributes rather than memorise pairs
     wide=dict(n_identities=600, videos_per_identity=2, utterances_per_video=2, frames_per_video=2, seconds=2.0),
+    large=dict(n_identities=2000, videos_per_identity=2, utterances_per_video=2, frames_per_video=2, seconds=2.0),
+    xl=dict(n_identities=4000, videos_per_identity=2, utterances_per_video=2, frames_per_video=2, seconds=2.0),
 )
 
 def toyvox_config(preset='small', **overrides) -> ToyVoxConfig:
-    "The `ToyVoxConfig` of a named preset ('tiny' | 'small' | 'wide' | 'full'), with field overrides."
+    "The `ToyVoxConfig` of a named preset ('tiny' | 'small' | 'wide' | 'large' | 'xl' | 'full'), with field overrides."
     if isinstance(preset, ToyVoxConfig): return replace(preset, **overrides)
     if preset not in TOYVOX_PRESETS: raise ValueError(f"unknown ToyVox preset {preset!r}: use one of {list(TOYVOX_PRESETS)}")
     return ToyVoxConfig(**{**TOYVOX_PRESETS[preset], **overrides})

@@ -28,7 +28,7 @@ def lr_at(step:int, total_steps:int, peak:float=5e-3, floor:float=1e-4, warmup_s
     return floor + 0.5 * (peak - floor) * (1 + math.cos(math.pi * t))
 
 # %% ../nbs/05_train.ipynb #e92b8126
-from .data import AudioConfig, Manifest, VoiceFaceDataset, UtteranceDataset, FaceFrameDataset, load_manifest
+from .data import AudioConfig, Manifest, VoiceFaceDataset, PreloadedPairs, UtteranceDataset, FaceFrameDataset, load_manifest
 from .encoders import CMPCModelConfig, save_checkpoint, load_checkpoint, CheckpointError
 from .cmpc import CMPCLoss
 from .evaluation import (embed_voices, embed_faces, tables_from_clips, make_matching_list,
@@ -61,6 +61,8 @@ class TrainConfig:
     ckpt_every: int = 0                   # also checkpoint every N steps (0: at epoch ends only)
     bn_batch: int = 0                     # BatchNorm statistics over sub-batches of this size (0: the whole local batch)
     threads: int = 0                      # torch CPU threads per process (0: torch's default)
+    preload: bool = False                 # decode the whole training set into memory once (`PreloadedPairs`)
+    val_every: int = 1                    # epochs between validations (and always after the last epoch)
 
     def __post_init__(self): self.ks = tuple(int(k) for k in self.ks)
 
@@ -78,12 +80,16 @@ TRAIN_PRESETS = {
     # at 0.03 the small encoders sat at the collapsed, chance-level solution for the whole (short) budget
     'small': dict(model='small', batch_size=64, epochs=40, lr=3e-3, tau=0.1, ks=(32, 64, 96), instance_epochs=10,
                   recluster_every=2, val_trials=1000, threads=1),
+    # thousands of identities (ToyVox `xl`: 5.8k items) held in memory (`PreloadedPairs`): 2.7k steps of batch 64,
+    # prototypes of ~12-36 items as in the official K for VoxCeleb1, validation every 5 epochs
+    'small-long': dict(model='small', batch_size=64, epochs=30, lr=3e-3, tau=0.1, ks=(160, 320, 480), instance_epochs=8,
+                       recluster_every=2, val_trials=1000, threads=1, preload=True, val_every=5),
     'tiny': dict(model='tiny', batch_size=8, epochs=3, lr=1e-3, ks=(4, 8), instance_epochs=1, recluster_every=1,
                  val_trials=50),
 }
 
 def train_config(preset:str='small', **overrides) -> TrainConfig:
-    "The named preset ('paper' | 'small' | 'tiny') with fields replaced by `overrides`."
+    "The named preset ('paper' | 'small' | 'small-long' | 'tiny') with fields replaced by `overrides`."
     if preset not in TRAIN_PRESETS: raise ValueError(f'unknown training preset {preset!r}; choose from {list(TRAIN_PRESETS)}')
     return TrainConfig(**{**TRAIN_PRESETS[preset], **overrides})
 
@@ -199,7 +205,8 @@ def train(manifest, cfg:TrainConfig, out_dir, val_manifest=None, resume:bool=Tru
     torch.manual_seed(cfg.seed)
     manifest = load_manifest(manifest) if not isinstance(manifest, Manifest) else manifest
     mcfg, acfg = cfg.model_config(), cfg.audio_config()
-    ds = VoiceFaceDataset(manifest, acfg, mcfg.face_size, train=True, seed=cfg.seed)
+    if cfg.preload: ds = PreloadedPairs(manifest, acfg, mcfg.face_size, train=True, seed=cfg.seed, num_workers=cfg.num_workers)
+    else: ds = VoiceFaceDataset(manifest, acfg, mcfg.face_size, train=True, seed=cfg.seed)
     n_items = len(ds)
     model = CMPCModel(mcfg).to(device)
     ks = tuple(min(k, n_items) for k in cfg.ks)
@@ -251,7 +258,8 @@ def train(manifest, cfg:TrainConfig, out_dir, val_manifest=None, resume:bool=Tru
             crit.voice_clusters, crit.face_clusters = _broadcast((crit.voice_clusters, crit.face_clusters), rank)
             clustered_epoch = epoch
         batches = epoch_batches(n_items, cfg.batch_size, epoch, cfg.seed, rank, world)[step - epoch * steps_per_epoch:]
-        loader = DataLoader(ds, batch_sampler=batches.tolist(), num_workers=cfg.num_workers)
+        if cfg.preload: loader = (ds.batch(idx) for idx in batches)
+        else: loader = DataLoader(ds, batch_sampler=batches.tolist(), num_workers=cfg.num_workers)
         net.train()
         for b in loader:
             for grp in opt.param_groups:
@@ -280,7 +288,7 @@ def train(manifest, cfg:TrainConfig, out_dir, val_manifest=None, resume:bool=Tru
             bar.update(1); bar.set_postfix(epoch=epoch, loss=f"{out['loss'].item():.3f}")
             if cfg.ckpt_every and step % cfg.ckpt_every == 0: save(last)
             if callback is not None: callback(step, out, state)
-        if vlists is not None:
+        if vlists is not None and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs):
             ve, fe = embed_manifest(model.voice, model.face, val_manifest, acfg, mcfg.face_size)
             res = evaluate_association(ve, fe, vlists)
             _log(metrics, dict(step=step, epoch=epoch, **{f'val_{r.protocol}': r.value for r in res.itertuples()}))
@@ -336,6 +344,9 @@ def run_experiment(manifest, out_dir, cfg:TrainConfig, seeds=(0, 1, 2), methods=
     train_m, val_m, test_m = (manifest.subset(splits=[s]) for s in (1, 2, 4))
     for name, part in (('train (set 1)', train_m), ('test (set 4)', test_m)):
         if not len(part.clips): raise ValueError(f'{manifest.root}: no clips in the {name} split')
+    if len(val_m.identities) < 2:                            # 1:2 matching needs two identities
+        warnings.warn(f'{manifest.root}: {len(val_m.identities)} identities in the validation split (set 2); training without validation')
+        val_m = None
     rows = []
     for seed in seeds:
         for method in methods:
@@ -343,9 +354,10 @@ def run_experiment(manifest, out_dir, cfg:TrainConfig, seeds=(0, 1, 2), methods=
             run_cfg = TrainConfig(**{**asdict(cfg), 'seed': seed, 'instance_only': method == 'instance'})
             final = Path(out_dir) / f'{method}_seed{seed}' / 'final.pt'
             if not final.exists():
-                final = train(train_m, run_cfg, final.parent, val_manifest=val_m if len(val_m.clips) else None,
-                              progress=progress)
+                final = train(train_m, run_cfg, final.parent, val_manifest=val_m, progress=progress)
             ck = load_checkpoint(final)
+            done = TrainConfig(**ck.extra['train']['config'])
+            if done != run_cfg: raise ValueError(f'{final} was trained with another TrainConfig ({done}); use a new out_dir')
             rows.append(evaluate_encoders(ck.voice, ck.face, ck.config, test_m, n_trials, method=method, seed=seed))
     return pd.concat(rows, ignore_index=True)
 
@@ -371,7 +383,7 @@ def benchmark_training(manifest, preset:str='small', steps:int=8, verbose:bool=T
     dts = np.array([t1 - t0 for (s0, t0), (s1, t1) in zip(ticks, ticks[1:]) if (s1 - 1) % per_epoch][:steps])
     out = dict(preset=preset, batch_size=batch, steps=len(dts),
                samples_per_s=float(batch / dts.mean()) if len(dts) else float('nan'),
-               peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, bf16=cfg.bf16,
+               peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, bf16=cfg.bf16, preload=cfg.preload,
                threads=torch.get_num_threads())
     if verbose: print(out)
     return out
