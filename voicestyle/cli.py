@@ -22,7 +22,7 @@ __all__ = ['ASSETS', 'ASSET_RECIPES', 'DEFAULT_INVERT_STEPS', 'asset_path', 'def
 import voicestyle
 ASSETS = Path(voicestyle.__file__).parent / 'assets'
 ASSET_RECIPES = {
-    'cmpc_toyvox.pt': 'voicestyle experiment <toyvox-wide seed 1> exp --preset small, then export_encoders (see nbs/05_train.ipynb)',
+    'cmpc_toyvox.pt': 'voicestyle experiment <toyvox-xl seed 1> exp --preset small-long, then export_encoders of cmpc_seed0 (see nbs/05_train.ipynb)',
     'stylegan_toyvox32.pt': 'voicestyle stylegan-train <toyvox-small>/unzippedFaces gan_run  (see nbs/06_stylegan.ipynb)',
     'latent_bank_toyvox.pt': 'voicestyle.cli.build_default_bank() (see nbs/09_cli.ipynb)',
     'judge_toyvox.pt': 'voicestyle.judge.train_judge on ToyVox small (see nbs/08a_judge.ipynb)',

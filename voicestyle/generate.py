@@ -88,6 +88,7 @@ def frozen(*modules):
             m.train(training)
             for p, f in zip(m.parameters(), flags): p.requires_grad_(f)
 
+@torch.enable_grad()                                  # callers may have turned gradients off
 def optimize_latents(G, face_enc, face_size:int, voice_emb:torch.Tensor, w0:torch.Tensor,
                      cfg:GenerateConfig|None=None, progress:bool=False) -> dict:
     "Optimise W [B,w_dim] from `w0` so that face_enc(G(w)) aligns with `voice_emb [B,D]`: dict(w, images, cosine, noise)."
@@ -125,6 +126,7 @@ def w_spread(G, n:int=4096, seed:int=0) -> float:
     w = G.mapping(z)[:, 0]
     return float((w - w.mean(0)).pow(2).sum(1).mean().sqrt())
 
+@torch.enable_grad()                                  # callers may have turned gradients off
 def invert_faces(G, face_enc, face_size:int, faces:torch.Tensor, cfg:GenerateConfig|None=None, batch_size:int=64,
                  progress:bool=False) -> torch.Tensor:
     "Latents W [N,w_dim] whose images G(w) reproduce `faces [N,3,S,S]` in [-1,1]."

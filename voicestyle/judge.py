@@ -244,6 +244,7 @@ def _targets(frames: pd.DataFrame, cfg: JudgeConfig) -> dict:
             out[a] = torch.tensor(v.to_numpy(dtype=np.float32))
     return out
 
+@torch.enable_grad()                                                    # callers may have turned gradients off
 def train_judge(manifest: Manifest, truth_df: pd.DataFrame, cfg: JudgeConfig | None = None, out_path=None,
                 epochs: int = 20, batch_size: int = 64, lr: float = 3e-3, weight_decay: float = 5e-4, splits=(1,),
                 val_splits=(4,), augment: dict | None = None, seed: int = 0, progress: bool = True) -> FaceJudge:

@@ -194,6 +194,7 @@ def _broadcast(obj, rank:int):
     dist.broadcast_object_list(box, src=0)
     return box[0]
 
+@torch.enable_grad()                                  # callers may have turned gradients off
 def train(manifest, cfg:TrainConfig, out_dir, val_manifest=None, resume:bool=True, callback=None,
           progress:bool=True) -> Path:
     """Train CMPC encoders on `manifest` (all its clips) into `out_dir`; returns the path of `final.pt`.
