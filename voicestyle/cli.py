@@ -14,9 +14,9 @@ import torch
 
 # %% auto #0
 __all__ = ['ASSETS', 'ASSET_RECIPES', 'DEFAULT_INVERT_STEPS', 'asset_path', 'default_cache', 'cmd_toyvox', 'cmd_scan',
-           'cmd_train', 'cmd_evaluate', 'experiment_table', 'cmd_experiment', 'cmd_stylegan_train', 'load_pipeline',
-           'cmd_generate', 'run_benchmarks', 'cmd_bench', 'build_default_bank', 'demo', 'cmd_demo', 'build_parser',
-           'main']
+           'cmd_train', 'cmd_evaluate', 'experiment_table', 'parse_overrides', 'cmd_experiment', 'cmd_stylegan_train',
+           'load_pipeline', 'cmd_generate', 'run_benchmarks', 'cmd_bench', 'build_default_bank', 'demo', 'cmd_demo',
+           'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #7d5c1c19
 import voicestyle
@@ -101,11 +101,27 @@ def experiment_table(results:pd.DataFrame, ceiling:dict|None=None) -> pd.DataFra
                          'EER G', 'mAP v2f', 'mAP f2v'] if c in tab.columns]
     return tab[order].fillna('–')
 
+def parse_overrides(items) -> dict:
+    "`['epochs=20', 'ks=[80,160]', 'recalibrate=false']` -> TrainConfig field overrides (values read as JSON, else text)."
+    from voicestyle.train import TrainConfig
+    fields, out = set(TrainConfig.__dataclass_fields__), {}
+    for item in items or []:
+        key, eq, val = item.partition('=')
+        if not eq or key not in fields: raise ValueError(f'--set {item!r}: expected FIELD=VALUE with FIELD one of {sorted(fields)}')
+        try: out[key] = json.loads(val)
+        except json.JSONDecodeError: out[key] = val
+    return out
+
 def cmd_experiment(a):
     from voicestyle.train import run_experiment, train_config
     root = _toyvox(a.data, a.toyvox_preset, a.toyvox_seed, a.workers) if a.toyvox_preset else Path(a.data)
-    cfg = train_config(a.preset, **({'epochs': a.epochs} if a.epochs else {}))
-    res = run_experiment(_scan(root, a.layout), a.out, cfg, seeds=a.seeds, n_trials=a.trials)
+    cfg = train_config(a.preset, **({'epochs': a.epochs} if a.epochs else {}), **parse_overrides(a.set))
+    manifest = _scan(root, a.layout)
+    if a.deviate:
+        from voicestyle.toyvox import deviate_pairs
+        manifest, which = deviate_pairs(manifest, a.deviate, seed=0)
+        print(f'{len(which)} training items ({a.deviate:.0%}) now carry another identity\'s voices (deviate_pairs)')
+    res = run_experiment(manifest, a.out, cfg, seeds=a.seeds, methods=a.methods, n_trials=a.trials)
     res.to_csv(Path(a.out) / 'results.csv', index=False)
     ceiling = None
     if (root / 'toyvox_truth.csv').exists():
@@ -115,10 +131,10 @@ def cmd_experiment(a):
     (Path(a.out) / 'results.txt').write_text(tab.to_string() + '\n')
     print(tab.to_string())
     if ceiling:
-        cm = res[(res.method == 'cmpc') & (res.task == 'matching') & (res.metric == 'acc_1:2') & (res.direction == 'v2f')
-                 & (res.protocol == 'U')].value.mean()
-        print(f"CMPC closes {(cm - 0.5) / (ceiling['U'] - 0.5) * 100:.0f}% of the gap between chance (50%) and the "
-              f"ceiling ({ceiling['U'] * 100:.1f}%) on V->F U")
+        u = res[(res.task == 'matching') & (res.metric == 'acc_1:2') & (res.direction == 'v2f') & (res.protocol == 'U')]
+        for method, acc in u.groupby('method', sort=False).value.mean().items():
+            print(f"{method} closes {(acc - 0.5) / (ceiling['U'] - 0.5) * 100:.0f}% of the gap between chance (50%) "
+                  f"and the ceiling ({ceiling['U'] * 100:.1f}%) on V->F U")
     return res
 
 # %% ../nbs/09_cli.ipynb #9207ac62
@@ -269,7 +285,7 @@ def cmd_demo(a): demo(a.out, a.n_voices, a.steps, a.invert_steps)
 # %% ../nbs/09_cli.ipynb #1b0d78ee
 def build_parser() -> argparse.ArgumentParser:
     "The `voicestyle` argument parser (one sub-command per job)."
-    from voicestyle.train import TrainConfig
+    from voicestyle.train import TrainConfig, METHODS
     from voicestyle.toyvox import TOYVOX_PRESETS
     p = argparse.ArgumentParser('voicestyle', description='Generate a face from an unheard voice: CMPC + voice-guided StyleGAN2.')
     sub = p.add_subparsers(dest='command', required=True)
@@ -303,6 +319,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--preset', default='small'); s.add_argument('--epochs', type=int)
     s.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2]); s.add_argument('--trials', type=int, default=2000)
     s.add_argument('--workers', type=int, default=2)
+    s.add_argument('--methods', nargs='+', default=['cmpc', 'instance'], choices=list(METHODS),
+                   help='cmpc-noweights: the ablation with every recalibration weight 1')
+    s.add_argument('--set', nargs='+', metavar='FIELD=VALUE', help='TrainConfig overrides, e.g. epochs=20 instance_epochs=5')
+    s.add_argument('--deviate', type=float, default=0.0, metavar='FRACTION',
+                   help="give this fraction of the training items another identity's voices (toyvox.deviate_pairs)")
     s.set_defaults(fn=cmd_experiment)
     s = sub.add_parser('stylegan-train', help='train a small StyleGAN2 on a folder of faces')
     s.add_argument('faces'); s.add_argument('out'); s.add_argument('--kimg', type=float)

@@ -6,8 +6,8 @@
 __all__ = ['TOYVOX_PRESETS', 'NATIONALITIES', 'HAIR_STYLES', 'BEARDS', 'HAIR_COLOURS', 'EYE_COLOURS', 'SHARED_ATTRS',
            'ToyVoxConfig', 'toyvox_config', 'sample_identities', 'voice_params', 'synth_voice', 'measure_voice',
            'voice_session', 'apply_session', 'face_params', 'face_session', 'face_expressions', 'render_faces',
-           'video_audio', 'video_frames', 'make_toyvox', 'toyvox_stats', 'load_truth', 'observation_noise',
-           'matching_ceiling']
+           'video_audio', 'video_frames', 'make_toyvox', 'toyvox_stats', 'load_truth', 'deviate_pairs',
+           'observation_noise', 'matching_ceiling']
 
 # %% ../nbs/01_toyvox.ipynb #8ede6ac5
 import json, shutil, time, zlib
@@ -47,10 +47,11 @@ TOYVOX_PRESETS = dict(
     wide=dict(n_identities=600, videos_per_identity=2, utterances_per_video=2, frames_per_video=2, seconds=2.0),
     large=dict(n_identities=2000, videos_per_identity=2, utterances_per_video=2, frames_per_video=2, seconds=2.0),
     xl=dict(n_identities=4000, videos_per_identity=2, utterances_per_video=2, frames_per_video=2, seconds=2.0),
+    xxl=dict(n_identities=8000, videos_per_identity=2, utterances_per_video=2, frames_per_video=2, seconds=2.0),
 )
 
 def toyvox_config(preset='small', **overrides) -> ToyVoxConfig:
-    "The `ToyVoxConfig` of a named preset ('tiny' | 'small' | 'wide' | 'large' | 'xl' | 'full'), with field overrides."
+    "The `ToyVoxConfig` of a named preset ('tiny' | 'small' | 'wide' | 'large' | 'xl' | 'xxl' | 'full'), with field overrides."
     if isinstance(preset, ToyVoxConfig): return replace(preset, **overrides)
     if preset not in TOYVOX_PRESETS: raise ValueError(f"unknown ToyVox preset {preset!r}: use one of {list(TOYVOX_PRESETS)}")
     return ToyVoxConfig(**{**TOYVOX_PRESETS[preset], **overrides})
@@ -852,6 +853,35 @@ def toyvox_stats(root) -> dict:
 def load_truth(root) -> pd.DataFrame:
     "The ground-truth table `toyvox_truth.csv` of a ToyVox folder."
     return pd.read_csv(Path(root) / 'toyvox_truth.csv')
+
+# %% ../nbs/01_toyvox.ipynb #64f7f726
+from .data import Manifest
+
+def deviate_pairs(manifest, fraction:float, seed:int=0, splits=(1,)) -> tuple:
+    "(manifest, deviated `[(identity, video)]`): in `fraction` of the `splits` items, another identity's video's voices."
+    if not 0 <= fraction <= 1: raise ValueError(f'fraction must be in [0, 1], got {fraction}')
+    c = manifest.clips
+    items = c[c.split.isin(list(splits)) & (c.audio != '')][['identity', 'video']].drop_duplicates().reset_index(drop=True)
+    n = int(round(fraction * len(items)))
+    if n and items.identity.nunique() < 2: raise ValueError('deviating pairs needs at least two identities')
+    rng = np.random.default_rng(seed)
+    pick = items.iloc[np.sort(rng.choice(len(items), n, replace=False))]
+    donors = []
+    for ident in pick.identity:                                   # a donor video of another identity, for each item
+        others = np.flatnonzero(items.identity.values != ident)
+        donors.append(items.iloc[others[rng.integers(len(others))]])
+    key = lambda df: list(zip(df.identity, df.video))
+    picked, rows = set(key(pick)), c[c.audio != ''].groupby(['identity', 'video']).indices   # item -> its voice rows
+    keep = c[[k not in picked or a == '' for k, a in zip(key(c), c.audio)]]
+    new = []
+    for (ident, video), d in zip(key(pick), donors):
+        own = c.iloc[rows[(ident, video)][0]]
+        voices = c[c.audio != ''].iloc[rows[(d.identity, d.video)]].copy()
+        for col in ('identity', 'name', 'video', 'faces', 'gender', 'nationality', 'split'):
+            voices[col] = [own[col]] * len(voices)
+        new.append(voices)
+    clips = pd.concat([keep] + new, ignore_index=True) if new else keep
+    return Manifest(manifest.root, clips, manifest.report), key(pick)
 
 # %% ../nbs/01_toyvox.ipynb #3d59577c
 SHARED_ATTRS = ('age', 'size')   # continuous shared attributes; gender is shared too and read without error

@@ -16,9 +16,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['TRAIN_PRESETS', 'lr_at', 'TrainConfig', 'train_config', 'epoch_batches', 'gather', 'CMPCModel', 'setup_distributed',
-           'embed_manifest', 'validation_lists', 'read_metrics', 'train', 'plot_metrics', 'evaluate_encoders',
-           'run_experiment', 'benchmark_training', 'export_encoders']
+__all__ = ['TRAIN_PRESETS', 'METHODS', 'lr_at', 'TrainConfig', 'train_config', 'epoch_batches', 'gather', 'CMPCModel',
+           'setup_distributed', 'embed_manifest', 'validation_lists', 'read_metrics', 'train', 'plot_metrics',
+           'evaluate_encoders', 'method_config', 'run_experiment', 'benchmark_training', 'export_encoders']
 
 # %% ../nbs/05_train.ipynb #4e622faf
 def lr_at(step:int, total_steps:int, peak:float=5e-3, floor:float=1e-4, warmup_steps:int=0) -> float:
@@ -54,6 +54,9 @@ class TrainConfig:
     recluster_every: int = 2              # epochs between re-clusterings (36,114 samples ~ 2 epochs)
     instance_only: bool = False           # baseline: no prototypes, no recalibration weights
     negatives: str = 'all'                # prototype-term denominator: 'all' prototypes (PCL) or 'batch'
+    recalibrate: bool = True              # ablation: False sets every recalibration weight to 1
+    proto_weight: float = 1.0             # ablation: λ multiplying the prototype term
+    agreement: str = 'relative'           # ρ of the weights: 'relative' (cos − clusters' agreement) or 'instance' (cos)
     seed: int = 0
     num_workers: int = 0
     bf16: bool = False                    # torch.autocast bfloat16 (CPU matrix units, or GPU)
@@ -212,7 +215,8 @@ def train(manifest, cfg:TrainConfig, out_dir, val_manifest=None, resume:bool=Tru
     model = CMPCModel(mcfg).to(device)
     ks = tuple(min(k, n_items) for k in cfg.ks)
     crit = CMPCLoss(n_items, mcfg.embed_dim, ks, cfg.tau, cfg.temperature, cfg.delta, cfg.kappa,
-                    negatives=cfg.negatives, seed=cfg.seed).to(device)
+                    negatives=cfg.negatives, recalibrate=cfg.recalibrate, proto_weight=cfg.proto_weight,
+                    agreement=cfg.agreement, seed=cfg.seed).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = n_items // cfg.batch_size
     total = steps_per_epoch * cfg.epochs
@@ -337,6 +341,17 @@ def evaluate_encoders(voice_enc, face_enc, model_cfg:CMPCModelConfig, manifest:M
     return evaluate_association(ve, fe, lists, **tags)
 
 # %% ../nbs/05_train.ipynb #e5c78035
+METHODS = {'cmpc': dict(instance_only=False),                              # the full method
+           'cmpc-noweights': dict(instance_only=False, recalibrate=False),  # ablation: prototypes, every weight 1
+           'cmpc-cosweights': dict(instance_only=False, agreement='instance'),  # variant: weights from cos(v_i, f_i)
+           'instance': dict(instance_only=True)}                            # baseline: no prototypes, no weights
+
+def method_config(cfg:TrainConfig, method:str, seed:int) -> TrainConfig:
+    "The `TrainConfig` of one (method, seed) run of an experiment (`METHODS`: 'cmpc', its variants, 'instance')."
+    if method not in METHODS: raise ValueError(f'method must be one of {list(METHODS)}, got {method!r}')
+    return TrainConfig(**{**asdict(cfg), 'seed': seed, **METHODS[method]})
+
+# %% ../nbs/05_train.ipynb #bad21059
 def run_experiment(manifest, out_dir, cfg:TrainConfig, seeds=(0, 1, 2), methods=('cmpc', 'instance'),
                    n_trials:int=2000, progress:bool=True) -> 'pd.DataFrame':
     "Train and evaluate every (method, seed) on the manifest's splits 1 (train), 2 (val), 4 (test); tidy results."
@@ -351,8 +366,7 @@ def run_experiment(manifest, out_dir, cfg:TrainConfig, seeds=(0, 1, 2), methods=
     rows = []
     for seed in seeds:
         for method in methods:
-            if method not in ('cmpc', 'instance'): raise ValueError(f"method must be 'cmpc' or 'instance', got {method!r}")
-            run_cfg = TrainConfig(**{**asdict(cfg), 'seed': seed, 'instance_only': method == 'instance'})
+            run_cfg = method_config(cfg, method, seed)
             final = Path(out_dir) / f'{method}_seed{seed}' / 'final.pt'
             if not final.exists():
                 final = train(train_m, run_cfg, final.parent, val_manifest=val_m, progress=progress)
