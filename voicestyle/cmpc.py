@@ -92,12 +92,13 @@ def recalibration_weights(v: torch.Tensor, f: torch.Tensor, index: torch.Tensor,
     if len(voice_clusters['im2cluster']) != len(face_clusters['im2cluster']):
         raise ValueError('voice and face clusters need the same number of granularities')
     with torch.no_grad(), torch.autocast(v.device.type, enabled=False):
-        rho = F.cosine_similarity(v.float(), f.float(), dim=1)
-        for va, vmu, fa, fmu in zip(voice_clusters['im2cluster'], voice_clusters['raw_centroids'],
-                                    face_clusters['im2cluster'], face_clusters['raw_centroids']):
+        rho = F.cosine_similarity(v.float(), f.float(), dim=1)             # 'instance': ρ_i = cos(v_i, f_i) alone
+        pairs = zip(voice_clusters['im2cluster'], voice_clusters['raw_centroids'],
+                    face_clusters['im2cluster'], face_clusters['raw_centroids']) if agreement == 'relative' else ()
+        for va, vmu, fa, fmu in pairs:
             mu_v = vmu[va[index.to(va.device)]].to(rho)                      # [B, D] item's voice-cluster centroid
             mu_f = fmu[fa[index.to(fa.device)]].to(rho)
-            if agreement == 'relative': rho = rho - (mu_v * mu_f).sum(1)    # 'instance': ρ_i = cos(v_i, f_i) alone
+            rho = rho - (mu_v * mu_f).sum(1)
         return cumulative_gaussian_weights(rho, delta, kappa).to(rho.device)
 
 # %% ../nbs/04_cmpc.ipynb #1ac374c4
@@ -221,6 +222,7 @@ class CMPCLoss(nn.Module):
                  agreement: str = 'relative', seed: int = 0):
         super().__init__()
         if negatives not in NEGATIVES: raise ValueError(f'negatives={negatives!r} is not one of {NEGATIVES}')
+        if agreement not in AGREEMENTS: raise ValueError(f'agreement={agreement!r} is not one of {AGREEMENTS}')
         self.ks, self.tau, self.temperature, self.delta, self.kappa = tuple(ks), tau, temperature, delta, kappa
         self.n_iter, self.negatives, self.recalibrate, self.proto_weight = n_iter, negatives, recalibrate, proto_weight
         self.agreement = agreement

@@ -871,12 +871,13 @@ def deviate_pairs(manifest, fraction:float, seed:int=0, splits=(1,)) -> tuple:
         others = np.flatnonzero(items.identity.values != ident)
         donors.append(items.iloc[others[rng.integers(len(others))]])
     key = lambda df: list(zip(df.identity, df.video))
-    picked, rows = set(key(pick)), c[c.audio != ''].groupby(['identity', 'video']).indices   # item -> its voice rows
+    spoken = c[c.audio != '']
+    picked, rows = set(key(pick)), spoken.groupby(['identity', 'video']).indices   # item -> its rows of `spoken`
     keep = c[[k not in picked or a == '' for k, a in zip(key(c), c.audio)]]
     new = []
     for (ident, video), d in zip(key(pick), donors):
-        own = c.iloc[rows[(ident, video)][0]]
-        voices = c[c.audio != ''].iloc[rows[(d.identity, d.video)]].copy()
+        own = spoken.iloc[rows[(ident, video)][0]]
+        voices = spoken.iloc[rows[(d.identity, d.video)]].copy()
         for col in ('identity', 'name', 'video', 'faces', 'gender', 'nationality', 'split'):
             voices[col] = [own[col]] * len(voices)
         new.append(voices)
