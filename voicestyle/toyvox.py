@@ -48,10 +48,12 @@ TOYVOX_PRESETS = dict(
     large=dict(n_identities=2000, videos_per_identity=2, utterances_per_video=2, frames_per_video=2, seconds=2.0),
     xl=dict(n_identities=4000, videos_per_identity=2, utterances_per_video=2, frames_per_video=2, seconds=2.0),
     xxl=dict(n_identities=8000, videos_per_identity=2, utterances_per_video=2, frames_per_video=2, seconds=2.0),
+    # VoxCeleb-shaped: fewer identities, many videos each, so an identity's other videos share a batch (false negatives)
+    vox=dict(n_identities=1500, videos_per_identity=6, utterances_per_video=2, frames_per_video=2, seconds=2.0),
 )
 
 def toyvox_config(preset='small', **overrides) -> ToyVoxConfig:
-    "The `ToyVoxConfig` of a named preset ('tiny' | 'small' | 'wide' | 'large' | 'xl' | 'xxl' | 'full'), with field overrides."
+    "The `ToyVoxConfig` of a named preset ('tiny' | 'small' | 'wide' | 'large' | 'xl' | 'xxl' | 'vox' | 'full'), with field overrides."
     if isinstance(preset, ToyVoxConfig): return replace(preset, **overrides)
     if preset not in TOYVOX_PRESETS: raise ValueError(f"unknown ToyVox preset {preset!r}: use one of {list(TOYVOX_PRESETS)}")
     return ToyVoxConfig(**{**TOYVOX_PRESETS[preset], **overrides})

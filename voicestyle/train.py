@@ -17,8 +17,9 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['TRAIN_PRESETS', 'METHODS', 'lr_at', 'TrainConfig', 'train_config', 'epoch_batches', 'gather', 'CMPCModel',
-           'setup_distributed', 'embed_manifest', 'validation_lists', 'read_metrics', 'train', 'plot_metrics',
-           'evaluate_encoders', 'method_config', 'run_experiment', 'benchmark_training', 'export_encoders']
+           'setup_distributed', 'embed_manifest', 'validation_lists', 'read_metrics', 'prototype_purity', 'train',
+           'plot_metrics', 'evaluate_encoders', 'method_config', 'run_experiment', 'benchmark_training',
+           'export_encoders']
 
 # %% ../nbs/05_train.ipynb #4e622faf
 def lr_at(step:int, total_steps:int, peak:float=5e-3, floor:float=1e-4, warmup_steps:int=0) -> float:
@@ -31,6 +32,7 @@ def lr_at(step:int, total_steps:int, peak:float=5e-3, floor:float=1e-4, warmup_s
 from .data import AudioConfig, Manifest, VoiceFaceDataset, PreloadedPairs, UtteranceDataset, FaceFrameDataset, load_manifest
 from .encoders import CMPCModelConfig, save_checkpoint, load_checkpoint, CheckpointError
 from .cmpc import CMPCLoss
+from .clustering import identity_purity
 from .evaluation import (embed_voices, embed_faces, tables_from_clips, make_matching_list,
                                    evaluate_association, NoUsableTrials)
 
@@ -184,11 +186,23 @@ def read_metrics(out_dir) -> 'pd.DataFrame':
     import pandas as pd
     return pd.read_json(Path(out_dir) / 'metrics.jsonl', lines=True)
 
-def _truncate_metrics(path:Path, step:int):
-    "Drop rows logged after `step` (they belong to work lost in a crash and will be redone)."
+def _truncate_metrics(path:Path, step:int, clustered_epoch:int):
+    "Drop rows of work lost in a crash (it will be redone): steps after `step`, re-clusterings after `clustered_epoch`."
     if not path.exists(): return
-    rows = [l for l in path.read_text().splitlines() if l and json.loads(l)['step'] <= step]
+    def kept(row): return row['step'] <= step and not (row.get('event') == 'recluster' and row['epoch'] > clustered_epoch)
+    rows = [l for l in path.read_text().splitlines() if l and kept(json.loads(l))]
     path.write_text(''.join(r + '\n' for r in rows))
+
+def prototype_purity(criterion:CMPCLoss, identities) -> dict:
+    "`identity_purity` of the criterion's voice and face clusters at every K, flat (`face_k64_precision`, ...)."
+    out = {}
+    for modality, res in (('voice', criterion.voice_clusters), ('face', criterion.face_clusters)):
+        if res is None: continue
+        for k, assignment in zip(criterion.ks, res['im2cluster']):
+            p = identity_purity(assignment.cpu(), identities)
+            out.update({f'{modality}_k{k}_precision': p['precision'], f'{modality}_k{k}_recall': p['recall'],
+                        'identity_chance': p['chance']})
+    return out
 
 def _broadcast(obj, rank:int):
     "`obj` of rank 0 on every rank."
@@ -234,7 +248,7 @@ def train(manifest, cfg:TrainConfig, out_dir, val_manifest=None, resume:bool=Tru
         st = ck['extra']['train']
         crit.load_state_dict(st['criterion']); opt.load_state_dict(st['optimizer'])
         step, clustered_epoch = st['step'], st['clustered_epoch']
-        if rank == 0: _truncate_metrics(metrics, step)
+        if rank == 0: _truncate_metrics(metrics, step, clustered_epoch)
     elif rank == 0 and metrics.exists(): metrics.unlink()
 
     def save(path):
@@ -262,6 +276,8 @@ def train(manifest, cfg:TrainConfig, out_dir, val_manifest=None, resume:bool=Tru
             if rank == 0: crit.recluster(seed=cfg.seed + epoch)
             crit.voice_clusters, crit.face_clusters = _broadcast((crit.voice_clusters, crit.face_clusters), rank)
             clustered_epoch = epoch
+            if rank == 0:                             # a monitor only: the method never sees identity labels
+                _log(metrics, dict(step=step, epoch=epoch, event='recluster', **prototype_purity(crit, ds.identity)))
         batches = epoch_batches(n_items, cfg.batch_size, epoch, cfg.seed, rank, world)[step - epoch * steps_per_epoch:]
         if cfg.preload: loader = (ds.batch(idx) for idx in batches)
         else: loader = DataLoader(ds, batch_sampler=batches.tolist(), num_workers=cfg.num_workers)
