@@ -323,7 +323,7 @@ def train(manifest, cfg:TrainConfig, out_dir, val_manifest=None, resume:bool=Tru
 
 # %% ../nbs/05_train.ipynb #c55f7827
 def plot_metrics(runs:dict, smooth:int=5):
-    "Loss terms per step and validation 1:2 matching per epoch of `{label: out_dir}` runs; returns the figure."
+    "Loss terms per step, validation 1:2 matching per epoch and (where logged) cluster identity precision of `{label: out_dir}` runs."
     import matplotlib.pyplot as plt, pandas as pd, seaborn as sns
     frames = []
     for label, d in runs.items():
@@ -332,13 +332,21 @@ def plot_metrics(runs:dict, smooth:int=5):
     steps = df[df.loss.notna()].copy()
     for c in ('instance', 'prototype'): steps[c] = steps.groupby('run')[c].transform(lambda x: x.rolling(smooth, 1).mean())
     long = steps[['run', 'step', 'instance', 'prototype']].melt(id_vars=['run', 'step'], var_name='term', value_name='loss')
-    fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    rec = df[df.event == 'recluster'] if 'event' in df else df.iloc[:0]
+    fig, axes = plt.subplots(1, 3 if len(rec) else 2, figsize=(16 if len(rec) else 11, 3.6))
     sns.lineplot(long, x='step', y='loss', hue='run', style='term', ax=axes[0]); axes[0].set_title('loss terms (per item, mean of both directions)')
     val = [c for c in ('val_U', 'val_G') if c in df]
     if val:
         ep = df[df[val[0]].notna()].melt(id_vars=['run', 'epoch'], value_vars=val, var_name='protocol', value_name='accuracy')
         sns.lineplot(ep, x='epoch', y='accuracy', hue='run', style='protocol', ax=axes[1])
         axes[1].axhline(0.5, color='grey', lw=0.8, ls=':'); axes[1].set_title('validation 1:2 matching V→F')
+    if len(rec):
+        prec = rec.melt(id_vars=['run', 'epoch'], value_vars=[c for c in rec if c.endswith('_precision')],
+                        var_name='clusters', value_name='precision').dropna()
+        prec['clusters'] = prec.clusters.str.replace('_precision', '')
+        sns.lineplot(prec, x='epoch', y='precision', hue='run', style='clusters', marker='o', ax=axes[2])
+        axes[2].axhline(rec.identity_chance.mean(), color='grey', lw=0.8, ls=':')
+        axes[2].set_title('same-identity share of cluster pairs (chance dotted)')
     fig.tight_layout()
     return fig
 
