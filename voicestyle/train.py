@@ -344,9 +344,13 @@ def plot_metrics(runs:dict, smooth:int=5):
         prec = rec.melt(id_vars=['run', 'epoch'], value_vars=[c for c in rec if c.endswith('_precision')],
                         var_name='clusters', value_name='precision').dropna()
         prec['clusters'] = prec.clusters.str.replace('_precision', '')
-        sns.lineplot(prec, x='epoch', y='precision', hue='run', style='clusters', marker='o', ax=axes[2])
+        one_run = prec.run.nunique() == 1                 # one run: a colour per clustering; several: a colour per run
+        sns.lineplot(prec, x='epoch', y='precision', hue='clusters' if one_run else 'run',
+                     style=None if one_run else 'clusters', marker='o', ax=axes[2])
         axes[2].axhline(rec.identity_chance.mean(), color='grey', lw=0.8, ls=':')
         axes[2].set_title('same-identity share of cluster pairs (chance dotted)')
+    for ax in axes:
+        if ax.get_legend() is not None: ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
