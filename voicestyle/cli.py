@@ -121,14 +121,15 @@ def cmd_experiment(a):
         from voicestyle.toyvox import deviate_pairs
         manifest, which = deviate_pairs(manifest, a.deviate, seed=0)
         print(f'{len(which)} training items ({a.deviate:.0%}) now carry another identity\'s voices (deviate_pairs)')
-    res = run_experiment(manifest, a.out, cfg, seeds=a.seeds, methods=a.methods, n_trials=a.trials)
-    res.to_csv(Path(a.out) / 'results.csv', index=False)
+    res = run_experiment(manifest, a.out, cfg, seeds=a.seeds, methods=a.methods, n_trials=a.trials, checkpoint=a.checkpoint)
+    stem = 'results' if a.checkpoint == 'final' else f'results_{a.checkpoint}'
+    res.to_csv(Path(a.out) / f'{stem}.csv', index=False)
     ceiling = None
     if (root / 'toyvox_truth.csv').exists():
         from voicestyle.toyvox import load_truth, matching_ceiling
         ceiling = matching_ceiling(load_truth(root), splits=[4])
     tab = experiment_table(res, ceiling)
-    (Path(a.out) / 'results.txt').write_text(tab.to_string() + '\n')
+    (Path(a.out) / f'{stem}.txt').write_text(tab.to_string() + '\n')
     print(tab.to_string())
     if ceiling:
         u = res[(res.task == 'matching') & (res.metric == 'acc_1:2') & (res.direction == 'v2f') & (res.protocol == 'U')]
@@ -324,6 +325,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--set', nargs='+', metavar='FIELD=VALUE', help='TrainConfig overrides, e.g. epochs=20 instance_epochs=5')
     s.add_argument('--deviate', type=float, default=0.0, metavar='FRACTION',
                    help="give this fraction of the training items another identity's voices (toyvox.deviate_pairs)")
+    s.add_argument('--checkpoint', choices=['final', 'best'], default='final',
+                   help="evaluate each run's final weights or its best validation epoch (best.pt); results[_best].csv/.txt")
     s.set_defaults(fn=cmd_experiment)
     s = sub.add_parser('stylegan-train', help='train a small StyleGAN2 on a folder of faces')
     s.add_argument('faces'); s.add_argument('out'); s.add_argument('--kimg', type=float)

@@ -216,6 +216,8 @@ def train(manifest, cfg:TrainConfig, out_dir, val_manifest=None, resume:bool=Tru
           progress:bool=True) -> Path:
     """Train CMPC encoders on `manifest` (all its clips) into `out_dir`; returns the path of `final.pt`.
 
+    With `val_manifest`, `best.pt` also holds the weights of the validation epoch with the highest V->F 1:2 U.
+
     `callback(step, out, state)` runs after every step (`state`: model, criterion, optimizer, rank, world)."""
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     rank, world, device = setup_distributed()
@@ -236,6 +238,7 @@ def train(manifest, cfg:TrainConfig, out_dir, val_manifest=None, resume:bool=Tru
     total = steps_per_epoch * cfg.epochs
     if steps_per_epoch == 0: raise ValueError(f'{n_items} training items cannot fill one batch of {cfg.batch_size}')
     step, clustered_epoch = 0, -1
+    best = dict(epoch=-1, step=0, val_U=None)            # the validation epoch with the highest V->F U so far
     last, metrics = out_dir / 'last.pt', out_dir / 'metrics.jsonl'
     if resume and last.exists():
         ck = torch.load(last, map_location=device, weights_only=True)
@@ -247,14 +250,14 @@ def train(manifest, cfg:TrainConfig, out_dir, val_manifest=None, resume:bool=Tru
         model.voice.load_state_dict(ck['voice']); model.face.load_state_dict(ck['face'])
         st = ck['extra']['train']
         crit.load_state_dict(st['criterion']); opt.load_state_dict(st['optimizer'])
-        step, clustered_epoch = st['step'], st['clustered_epoch']
+        step, clustered_epoch, best = st['step'], st['clustered_epoch'], st.get('best', best)
         if rank == 0: _truncate_metrics(metrics, step, clustered_epoch)
     elif rank == 0 and metrics.exists(): metrics.unlink()
 
     def save(path):
         if rank != 0: return
         save_checkpoint(path, mcfg, model.voice, model.face,
-                        train=dict(config=asdict(cfg), step=step, clustered_epoch=clustered_epoch,
+                        train=dict(config=asdict(cfg), step=step, clustered_epoch=clustered_epoch, best=best,
                                    criterion=crit.state_dict(), optimizer=opt.state_dict(), world_size=world))
 
     local = cfg.batch_size // world
@@ -312,7 +315,11 @@ def train(manifest, cfg:TrainConfig, out_dir, val_manifest=None, resume:bool=Tru
         if vlists is not None and ((epoch + 1) % cfg.val_every == 0 or epoch + 1 == cfg.epochs):
             ve, fe = embed_manifest(model.voice, model.face, val_manifest, acfg, mcfg.face_size)
             res = evaluate_association(ve, fe, vlists)
-            _log(metrics, dict(step=step, epoch=epoch, **{f'val_{r.protocol}': r.value for r in res.itertuples()}))
+            vals = {f'val_{r.protocol}': r.value for r in res.itertuples()}
+            _log(metrics, dict(step=step, epoch=epoch, **vals))
+            if best['val_U'] is None or vals['val_U'] > best['val_U']:
+                best = dict(epoch=epoch, step=step, val_U=vals['val_U'])
+                save(out_dir / 'best.pt')
         save(last)
         t_last = time.perf_counter()
     bar.close()
@@ -381,8 +388,9 @@ def method_config(cfg:TrainConfig, method:str, seed:int) -> TrainConfig:
 
 # %% ../nbs/05_train.ipynb #bad21059
 def run_experiment(manifest, out_dir, cfg:TrainConfig, seeds=(0, 1, 2), methods=('cmpc', 'instance'),
-                   n_trials:int=2000, progress:bool=True) -> 'pd.DataFrame':
+                   n_trials:int=2000, progress:bool=True, checkpoint:str='final') -> 'pd.DataFrame':
     "Train and evaluate every (method, seed) on the manifest's splits 1 (train), 2 (val), 4 (test); tidy results."
+    if checkpoint not in ('final', 'best'): raise ValueError(f"checkpoint must be 'final' or 'best', got {checkpoint!r}")
     import pandas as pd
     manifest = load_manifest(manifest) if not isinstance(manifest, Manifest) else manifest
     train_m, val_m, test_m = (manifest.subset(splits=[s]) for s in (1, 2, 4))
@@ -398,6 +406,9 @@ def run_experiment(manifest, out_dir, cfg:TrainConfig, seeds=(0, 1, 2), methods=
             final = Path(out_dir) / f'{method}_seed{seed}' / 'final.pt'
             if not final.exists():
                 final = train(train_m, run_cfg, final.parent, val_manifest=val_m, progress=progress)
+            if checkpoint == 'best':
+                final = final.parent / 'best.pt'
+                if not final.exists(): raise ValueError(f'{final} is missing: best.pt needs a validation split (set 2)')
             ck = load_checkpoint(final)
             done = TrainConfig(**ck.extra['train']['config'])
             if done != run_cfg: raise ValueError(f'{final} was trained with another TrainConfig ({done}); use a new out_dir')
