@@ -83,7 +83,7 @@ def run_kmeans(x: torch.Tensor, ks, n_iter: int = 20, seed: int = 0, gpu: bool |
 
 # %% ../nbs/03_clustering.ipynb #4a28235d
 def _same_label_pairs(labels: np.ndarray) -> float:
-    "Number of ordered pairs of distinct items whose (integer) labels are equal."
+    "Number of ordered pairs of distinct items whose labels are equal."
     n = np.unique(labels, return_counts=True)[1].astype(np.float64)   # sparse counts: labels may reach C x I
     return float((n * (n - 1)).sum())
 

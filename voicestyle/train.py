@@ -403,15 +403,13 @@ def run_experiment(manifest, out_dir, cfg:TrainConfig, seeds=(0, 1, 2), methods=
     for seed in seeds:
         for method in methods:
             run_cfg = method_config(cfg, method, seed)
-            final = Path(out_dir) / f'{method}_seed{seed}' / 'final.pt'
-            if not final.exists():
-                final = train(train_m, run_cfg, final.parent, val_manifest=val_m, progress=progress)
-            if checkpoint == 'best':
-                final = final.parent / 'best.pt'
-                if not final.exists(): raise ValueError(f'{final} is missing: best.pt needs a validation split (set 2)')
-            ck = load_checkpoint(final)
+            run_dir = Path(out_dir) / f'{method}_seed{seed}'
+            if not (run_dir / 'final.pt').exists(): train(train_m, run_cfg, run_dir, val_manifest=val_m, progress=progress)
+            path = run_dir / f'{checkpoint}.pt'
+            if not path.exists(): raise ValueError(f'{path} is missing: best.pt needs a validation split (set 2) at training time')
+            ck = load_checkpoint(path)
             done = TrainConfig(**ck.extra['train']['config'])
-            if done != run_cfg: raise ValueError(f'{final} was trained with another TrainConfig ({done}); use a new out_dir')
+            if done != run_cfg: raise ValueError(f'{path} was trained with another TrainConfig ({done}); use a new out_dir')
             rows.append(evaluate_encoders(ck.voice, ck.face, ck.config, test_m, n_trials, method=method, seed=seed))
     return pd.concat(rows, ignore_index=True)
 
