@@ -80,9 +80,9 @@ def cmd_evaluate(a):
     if a.out: res.to_csv(a.out, index=False); print('results written to', a.out)
 
 # %% ../nbs/09_cli.ipynb #99bea669
-def experiment_table(results:pd.DataFrame, ceiling:dict|None=None) -> pd.DataFrame:
-    "1:2 matching (U, G, both directions), verification AUC/EER and retrieval mAP per method: mean ± std over seeds."
-    r = results[((results.task == 'matching') & results.metric.eq('acc_1:2') & results.protocol.isin(['U', 'G']))
+def experiment_table(results:pd.DataFrame, ceiling:dict|None=None, protocols=('U', 'G')) -> pd.DataFrame:
+    "1:2 matching (`protocols`, both directions), verification AUC/EER (U, G) and retrieval mAP per method: mean ± std over seeds."
+    r = results[((results.task == 'matching') & results.metric.eq('acc_1:2') & results.protocol.isin(list(protocols)))
                 | ((results.task == 'verification') & results.protocol.isin(['U', 'G']))
                 | (results.task == 'retrieval')].copy()
     r['column'] = np.where(r.task == 'matching', 'match ' + r.direction + ' ' + r.protocol,
@@ -97,8 +97,8 @@ def experiment_table(results:pd.DataFrame, ceiling:dict|None=None) -> pd.DataFra
     if ceiling:
         tab.loc['ceiling (shared attributes)'] = {c: f"{ceiling[c.split()[-1]] * 100:.1f}" for c in tab.columns
                                                   if c.startswith('match v2f') and c.split()[-1] in ceiling}
-    order = [c for c in ['match v2f U', 'match v2f G', 'match f2v U', 'match f2v G', 'AUC U', 'AUC G', 'EER U',
-                         'EER G', 'mAP v2f', 'mAP f2v'] if c in tab.columns]
+    order = [f'match {d} {p}' for d in ('v2f', 'f2v') for p in protocols] + ['AUC U', 'AUC G', 'EER U', 'EER G', 'mAP v2f', 'mAP f2v']
+    order = [c for c in order if c in tab.columns]
     return tab[order].fillna('–')
 
 def parse_overrides(items) -> dict:
@@ -128,7 +128,7 @@ def cmd_experiment(a):
     if (root / 'toyvox_truth.csv').exists():
         from voicestyle.toyvox import load_truth, matching_ceiling
         ceiling = matching_ceiling(load_truth(root), splits=[4])
-    tab = experiment_table(res, ceiling)
+    tab = experiment_table(res, ceiling, protocols=a.protocols)
     (Path(a.out) / f'{stem}.txt').write_text(tab.to_string() + '\n')
     print(tab.to_string())
     if ceiling:
@@ -327,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="give this fraction of the training items another identity's voices (toyvox.deviate_pairs)")
     s.add_argument('--checkpoint', choices=['final', 'best'], default='final',
                    help="evaluate each run's final weights or its best validation epoch (best.pt); results[_best].csv/.txt")
+    s.add_argument('--protocols', nargs='+', default=['U', 'G'], choices=['U', 'G', 'N'],
+                   help='1:2 matching protocols in the printed table (N: negatives of the same nationality; all are in results.csv)')
     s.set_defaults(fn=cmd_experiment)
     s = sub.add_parser('stylegan-train', help='train a small StyleGAN2 on a folder of faces')
     s.add_argument('faces'); s.add_argument('out'); s.add_argument('--kimg', type=float)

@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['TOYVOX_PRESETS', 'NATIONALITIES', 'HAIR_STYLES', 'BEARDS', 'HAIR_COLOURS', 'EYE_COLOURS', 'SHARED_ATTRS',
-           'ToyVoxConfig', 'toyvox_config', 'sample_identities', 'voice_params', 'synth_voice', 'measure_voice',
-           'voice_session', 'apply_session', 'face_params', 'face_session', 'face_expressions', 'render_faces',
-           'video_audio', 'video_frames', 'make_toyvox', 'toyvox_stats', 'load_truth', 'deviate_pairs',
-           'observation_noise', 'matching_ceiling']
+           'ANCESTRY_ATTRS', 'ToyVoxConfig', 'toyvox_config', 'nationality_of', 'sample_identities', 'voice_params',
+           'synth_voice', 'measure_voice', 'voice_session', 'apply_session', 'face_params', 'face_session',
+           'face_expressions', 'render_faces', 'video_audio', 'video_frames', 'make_toyvox', 'toyvox_stats',
+           'load_truth', 'deviate_pairs', 'shared_attributes', 'observation_noise', 'matching_ceiling']
 
 # %% ../nbs/01_toyvox.ipynb #8ede6ac5
 import json, shutil, time, zlib
@@ -33,6 +33,9 @@ class ToyVoxConfig:
     voice_size_noise: float = 1.1      # std of (apparent voice size - true size)
     face_age_noise: float = 0.6        # std of (apparent face age - true age)
     face_size_noise: float = 0.8       # std of (apparent face size - true size)
+    ancestry: bool = False             # a third shared attribute: ancestry shapes the accent and the face
+    voice_ancestry_noise: float = 1.0  # std of (accent reading - true ancestry), per ancestry axis
+    face_ancestry_noise: float = 0.7   # std of (face reading - true ancestry), per ancestry axis
     snr_db: tuple = (5.0, 30.0)        # background noise SNR range per video
     rt60: tuple = (0.08, 0.6)          # reverberation time range per video, seconds
     jpeg_quality: int = 92
@@ -50,10 +53,13 @@ TOYVOX_PRESETS = dict(
     xxl=dict(n_identities=8000, videos_per_identity=2, utterances_per_video=2, frames_per_video=2, seconds=2.0),
     # VoxCeleb-shaped: fewer identities, many videos each, so an identity's other videos share a batch (false negatives)
     vox=dict(n_identities=1500, videos_per_identity=6, utterances_per_video=2, frames_per_video=2, seconds=2.0),
+    # the same, with ancestry shared between accent and face: more of an identity is visible in both modalities
+    vox_ancestry=dict(n_identities=1500, videos_per_identity=6, utterances_per_video=2, frames_per_video=2, seconds=2.0,
+                      ancestry=True),
 )
 
 def toyvox_config(preset='small', **overrides) -> ToyVoxConfig:
-    "The `ToyVoxConfig` of a named preset ('tiny' | 'small' | 'wide' | 'large' | 'xl' | 'xxl' | 'vox' | 'full'), with field overrides."
+    "The `ToyVoxConfig` of a named preset ('tiny' | 'small' | 'wide' | 'large' | 'xl' | 'xxl' | 'vox' | 'vox_ancestry' | 'full'), with field overrides."
     if isinstance(preset, ToyVoxConfig): return replace(preset, **overrides)
     if preset not in TOYVOX_PRESETS: raise ValueError(f"unknown ToyVox preset {preset!r}: use one of {list(TOYVOX_PRESETS)}")
     return ToyVoxConfig(**{**TOYVOX_PRESETS[preset], **overrides})
@@ -73,6 +79,14 @@ _SYL = ['ba', 'ko', 'ri', 'ta', 'mel', 'no', 'san', 'vi', 'lu', 'dor', 'ka', 'fe
 
 def _years(z): return np.clip(44 + 14 * np.asarray(z, float), 18, 85).round(1)
 
+def nationality_of(anc1, anc2) -> str:
+    "The nationality of an ancestry point: one of 8 sectors of the ancestry plane around its origin."
+    return NATIONALITIES[int((np.arctan2(anc2, anc1) + np.pi) / (2 * np.pi) * len(NATIONALITIES)) % len(NATIONALITIES)]
+
+def _shown_skin(skin, face_anc1):
+    "Skin tone in [0, 1] from an individual draw and the face's reading of the first ancestry axis."
+    return float(1 / (1 + np.exp(-(0.6 * np.log(skin / (1 - skin)) + 1.2 * face_anc1))))
+
 def _sample_identity(i, gender, cfg: ToyVoxConfig, seed):
     "Ground-truth attributes and traits of identity `i` (its own RNG, so workers do not matter)."
     rng = np.random.default_rng([seed, i, 0])
@@ -85,6 +99,12 @@ def _sample_identity(i, gender, cfg: ToyVoxConfig, seed):
              voice_size_z=size_z + cfg.voice_size_noise * rng.standard_normal(),
              face_age_z=age_z + cfg.face_age_noise * rng.standard_normal(),
              face_size_z=size_z + cfg.face_size_noise * rng.standard_normal())
+    if cfg.ancestry:                                          # its own stream: the other draws stay as without it
+        arng = np.random.default_rng([seed, i, 1])
+        anc = arng.standard_normal(2)
+        r.update(nationality=nationality_of(*anc), anc1_z=anc[0], anc2_z=anc[1],
+                 **{f"{m}_anc{k + 1}_z": anc[k] + noise * arng.standard_normal()
+                    for m, noise in [('voice', cfg.voice_ancestry_noise), ('face', cfg.face_ancestry_noise)] for k in (0, 1)})
     r.update(age=float(_years(age_z)), height_cm=round((176 if m else 163) + 7 * size_z, 1),
              voice_age=float(_years(r['voice_age_z'])), face_age=float(_years(r['face_age_z'])))
     # voice-only traits
@@ -96,6 +116,7 @@ def _sample_identity(i, gender, cfg: ToyVoxConfig, seed):
     prior = np.array(_HAIR_PRIOR[gender])
     if m: prior[0] *= np.exp(1.2 * r['face_age_z'])           # baldness grows with (apparent) age
     skin = rng.beta(1.6, 1.6)
+    if cfg.ancestry: skin = _shown_skin(skin, r['face_anc1_z'])  # the complexion the face shows; hair, eyes follow it
     dark_hair = np.array([3, 3, 2, 1.5, 1, 1, .6]) * np.exp(np.array([2, 1.5, 1, 0, 0, -2, -1.5]) * (skin - .4))
     r.update(f_skin=skin, f_hair_style=HAIR_STYLES[rng.choice(len(HAIR_STYLES), p=prior / prior.sum())],
              f_hair_colour=list(HAIR_COLOURS)[rng.choice(len(HAIR_COLOURS), p=dark_hair / dark_hair.sum())],
@@ -147,16 +168,17 @@ def sample_identities(cfg: ToyVoxConfig | str = 'small', seed=0) -> pd.DataFrame
 def voice_params(row) -> dict:
     "Physical voice parameters of one identity (a truth-table row): only voice-apparent attributes and voice traits."
     m, a, s = row['gender'] == 'm', row['voice_age_z'], row['voice_size_z']
+    c1, c2 = (row['voice_anc1_z'], row['voice_anc2_z']) if 'voice_anc1_z' in row else (0.0, 0.0)   # accent
     pitch_st = (0.8 * a if m else -1.6 * a) - 1.3 * s + row['v_pitch_st']   # semitones around the gender mean
     return dict((k, float(v)) for k, v in dict(
         f0=(118.0 if m else 208.0) * 2 ** (pitch_st / 12),                   # median F0, Hz
         vtl=(17.0 if m else 14.6) * np.exp(0.05 * s + 0.015 * a),             # vocal-tract length, cm
-        f1=np.exp(row['v_f1']), f2=np.exp(row['v_f2']), bw=np.exp(row['v_bw'] + 0.08 * a),
-        roll=(1500.0 if m else 1250.0) * np.exp(row['v_tilt'] - 0.08 * a),  # source spectral roll-off, Hz
+        f1=np.exp(row['v_f1'] + 0.05 * c1), f2=np.exp(row['v_f2'] + 0.06 * c2), bw=np.exp(row['v_bw'] + 0.08 * a),
+        roll=(1500.0 if m else 1250.0) * np.exp(row['v_tilt'] - 0.08 * a + 0.12 * c1),  # source spectral roll-off, Hz
         breath=float(np.clip(row['v_breath'] * (1.4 if not m else 1.0) * np.exp(0.25 * a), 0, 0.9)),
         jitter=row['v_jitter'] * np.exp(0.35 * a), shimmer=row['v_shimmer'] * np.exp(0.3 * a),
-        rate=4.6 * np.exp(row['v_rate'] - 0.07 * a),                            # syllables per second
-        intonation=row['v_intonation']).items())
+        rate=4.6 * np.exp(row['v_rate'] - 0.07 * a + 0.08 * c2),                # syllables per second
+        intonation=row['v_intonation'] * np.exp(0.25 * c2)).items())
 
 # %% ../nbs/01_toyvox.ipynb #42b24b7c
 # adult-male reference formants F1..F5 (Hz) of 12 vowels (after Hillenbrand et al. 1995), for a 17 cm vocal tract
@@ -413,6 +435,7 @@ def _f32(d):
 def face_params(row) -> dict:
     "Geometry and colours of one identity's face (a truth-table row): face-apparent attributes and face traits only."
     m, a, s = row['gender'] == 'm', row['face_age_z'], row['face_size_z']
+    c2 = row['face_anc2_z'] if 'face_anc2_z' in row else 0.0              # ancestry: features (complexion is f_skin)
     age = float(_years(a))
     rng = np.random.default_rng(zlib.crc32(str(row['name']).encode()))   # fixed per identity: spot positions etc.
     grey = float(np.clip(1 / (1 + np.exp(-(age - 52) / 7)) * rng.uniform(0.6, 1.1), 0, 0.95))
@@ -432,11 +455,12 @@ def face_params(row) -> dict:
         recede=float(np.clip(0.5 * old + 0.3 * rng.uniform(), 0, 1)) if m else 0.0,
         eye=np.array(EYE_COLOURS[row['f_eye_colour']]) / 255,
         eye_sep=0.38 * (1 + 0.05 * row['f_eye_spacing']), eye_w=0.19 * (1 + 0.06 * row['f_eye_size']) * (1.0 if m else 1.05),
-        eye_tilt=0.015 * row['f_eye_tilt'], lash=0.010 if m else 0.016,
+        eye_tilt=0.015 * row['f_eye_tilt'] + 0.02 * c2, lash=0.010 if m else 0.016,
         brow_t=0.026 * np.exp(0.2 * row['f_brow_thick']) * (1.25 if m else 0.85),
         brow_arch=0.028 * (1 + 0.3 * row['f_brow_arch']) * (0.7 if m else 1.25),
-        nose_len=0.30 * (1 + 0.05 * row['f_nose_len']), nose_w=0.075 * (1 + 0.1 * row['f_nose_width'] + 0.04 * s),
-        mouth_w=0.25 * (1 + 0.07 * row['f_mouth_width']), lip_t=0.030 * (1 + 0.15 * row['f_lip_full']) * (0.85 if m else 1.1),
+        nose_len=0.30 * (1 + 0.05 * row['f_nose_len']), nose_w=0.075 * (1 + 0.1 * row['f_nose_width'] + 0.04 * s + 0.1 * c2),
+        mouth_w=0.25 * (1 + 0.07 * row['f_mouth_width']),
+        lip_t=0.030 * (1 + 0.15 * row['f_lip_full'] + 0.12 * c2) * (0.85 if m else 1.1),
         lip=lip, beard=row['f_beard'], glasses=bool(row['f_glasses']),
         freckles=float(row['f_freckles']), clothes=_hsv(row['f_clothes_hue'], 0.55, row['f_clothes_val']),
         spots=rng.uniform(-1, 1, (int(8 * old ** 2 + 40 * row['f_freckles']), 2)), phase=rng.uniform(0, 6.3, 4),
@@ -888,11 +912,16 @@ def deviate_pairs(manifest, fraction:float, seed:int=0, splits=(1,)) -> tuple:
 
 # %% ../nbs/01_toyvox.ipynb #3d59577c
 SHARED_ATTRS = ('age', 'size')   # continuous shared attributes; gender is shared too and read without error
+ANCESTRY_ATTRS = ('anc1', 'anc2')   # shared as well when the ToyVox was made with ancestry=True
+
+def shared_attributes(truth: pd.DataFrame) -> tuple:
+    "The continuous shared attributes a truth table holds: age and size, and the ancestry axes when present."
+    return SHARED_ATTRS + (ANCESTRY_ATTRS if 'anc1_z' in truth.columns else ())
 
 def observation_noise(truth: pd.DataFrame) -> dict:
     "Std of each modality's reading of each shared attribute around the truth, estimated from the truth table."
     return {f"{m}_{a}": float(np.std(truth[f"{m}_{a}_z"] - truth[f"{a}_z"], ddof=1))
-            for m in ('voice', 'face') for a in SHARED_ATTRS}
+            for m in ('voice', 'face') for a in shared_attributes(truth)}
 
 def _bayes_score(x, y, sx, sy):
     "log p(y | x, same person) - log p(y): readings x, y of one N(0,1) attribute with noise stds sx, sy."
@@ -901,7 +930,7 @@ def _bayes_score(x, y, sx, sy):
     return -(y - m) ** 2 / (2 * v) - 0.5 * np.log(v) + y ** 2 / (2 * vy) + 0.5 * np.log(vy)
 
 def matching_ceiling(truth: pd.DataFrame, method='bayes', direction='v2f', splits=None, noise=None) -> dict:
-    "Best 1:2 matching accuracy (U and G) from what voice and face share, exact over all (probe, negative) pairs."
+    "Best 1:2 matching accuracy (U, G, N) from what voice and face share, exact over all (probe, negative) pairs."
     if method not in ('bayes', 'nearest'): raise ValueError(f"method must be 'bayes' or 'nearest', got {method!r}")
     if direction not in ('v2f', 'f2v'): raise ValueError(f"direction must be 'v2f' or 'f2v', got {direction!r}")
     noise = noise or observation_noise(truth)
@@ -909,7 +938,7 @@ def matching_ceiling(truth: pd.DataFrame, method='bayes', direction='v2f', split
     if len(t) < 2: raise ValueError(f"matching_ceiling needs at least 2 identities, got {len(t)}")
     p, c = ('voice', 'face') if direction == 'v2f' else ('face', 'voice')      # probe modality, candidate modality
     S = np.zeros((len(t), len(t)))                                             # S[a, b]: probe a vs candidate b
-    for a in SHARED_ATTRS:
+    for a in shared_attributes(t):
         x, y = t[f"{p}_{a}_z"].to_numpy()[:, None], t[f"{c}_{a}_z"].to_numpy()[None, :]
         if method == 'bayes': S += _bayes_score(x, y, noise[f"{p}_{a}"], noise[f"{c}_{a}"])
         else: S -= (x / np.sqrt(1 + noise[f"{p}_{a}"] ** 2) - y / np.sqrt(1 + noise[f"{c}_{a}"] ** 2)) ** 2
@@ -919,6 +948,8 @@ def matching_ceiling(truth: pd.DataFrame, method='bayes', direction='v2f', split
     pos = np.diag(S)[:, None]
     win = (pos > S) + 0.5 * (pos == S)                                         # ties count one half
     off = ~np.eye(len(t), dtype=bool)
-    G = float(win[off & same_g].mean()) if (off & same_g).any() else float('nan')   # nan: no same-gender pair
-    return dict(U=float(win[off].mean()), G=G, chance_U=0.5, chance_G=0.5,
+    nat = t.nationality.to_numpy()
+    same_n = nat[:, None] == nat[None, :]
+    within = lambda m: float(win[off & m].mean()) if (off & m).any() else float('nan')   # nan: no such pair
+    return dict(U=float(win[off].mean()), G=within(same_g), N=within(same_n), chance_U=0.5, chance_G=0.5,
                 gender_only_U=float(np.where(same_g, 0.5, 1.0)[off].mean()), n_identities=len(t))
