@@ -42,3 +42,28 @@ def test_wrong_checkpoint_is_a_clear_error(toyvox, tmp_path):
     bad.write_bytes(b'not a checkpoint at all')
     r = vs('evaluate', bad, toyvox, ok=False)
     assert r.returncode == 2 and 'bad.pt' in r.stderr and 'error' in r.stderr and 'Traceback' not in r.stderr
+
+def test_experiment_with_reference(tmp_path):
+    "experiment --reference on a 40-identity ancestry ToyVox: CMPC, the baseline and the supervised reference in one table."
+    from voicestyle.toyvox import make_toyvox
+    root = make_toyvox(tmp_path / 'tv', 'tiny', seed=0, n_identities=40, ancestry=True)
+    out = tmp_path / 'exp'
+    r = vs('experiment', root, out, '--preset', 'tiny', '--seeds', '0', '--trials', '100', '--reference',
+           '--protocols', 'U', 'G', 'N', '--set', 'batch_size=16')
+    import pandas as pd
+    res = pd.read_csv(out / 'results.csv')
+    assert set(res.method) == {'cmpc', 'instance', 'supervised'}
+    assert (out / 'supervised_seed0' / 'reference.pt').exists()
+    table = (out / 'results.txt').read_text()
+    assert 'supervised' in table and 'match v2f N' in table and 'ceiling' in table
+    assert 'supervised closes' in r.stdout
+    r = vs('experiment', toyvox_without_truth(tmp_path), tmp_path / 'x', '--preset', 'tiny', '--reference', ok=False)
+    assert r.returncode != 0 and 'needs ToyVox ground truth' in r.stderr
+
+def toyvox_without_truth(tmp_path):
+    "A copy of a tiny ToyVox without its truth table: real-data shaped."
+    import shutil
+    dst = tmp_path / 'notruth'
+    shutil.copytree(tmp_path / 'tv', dst)
+    (dst / 'toyvox_truth.csv').unlink()
+    return dst

@@ -116,12 +116,19 @@ def cmd_experiment(a):
     from voicestyle.train import run_experiment, train_config
     root = _toyvox(a.data, a.toyvox_preset, a.toyvox_seed, a.workers) if a.toyvox_preset else Path(a.data)
     cfg = train_config(a.preset, **({'epochs': a.epochs} if a.epochs else {}), **parse_overrides(a.set))
-    manifest = _scan(root, a.layout)
+    manifest = clean = _scan(root, a.layout)
+    if a.reference and not (root / 'toyvox_truth.csv').exists():
+        raise SystemExit(f'--reference needs ToyVox ground truth ({root / "toyvox_truth.csv"} is missing)')
     if a.deviate:
         from voicestyle.toyvox import deviate_pairs
         manifest, which = deviate_pairs(manifest, a.deviate, seed=0)
         print(f'{len(which)} training items ({a.deviate:.0%}) now carry another identity\'s voices (deviate_pairs)')
     res = run_experiment(manifest, a.out, cfg, seeds=a.seeds, methods=a.methods, n_trials=a.trials, checkpoint=a.checkpoint)
+    if a.reference:                                            # labels are per identity: trained on the clean pairs
+        from voicestyle.reference import run_reference
+        from voicestyle.toyvox import load_truth
+        res = pd.concat([res, run_reference(clean, load_truth(root), a.out, cfg, seeds=a.seeds, n_trials=a.trials)],
+                        ignore_index=True)
     stem = 'results' if a.checkpoint == 'final' else f'results_{a.checkpoint}'
     res.to_csv(Path(a.out) / f'{stem}.csv', index=False)
     ceiling = None
@@ -327,6 +334,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="give this fraction of the training items another identity's voices (toyvox.deviate_pairs)")
     s.add_argument('--checkpoint', choices=['final', 'best'], default='final',
                    help="evaluate each run's final weights or its best validation epoch (best.pt); results[_best].csv/.txt")
+    s.add_argument('--reference', action='store_true',
+                   help='also train the supervised reference (same encoders and schedule, ToyVox ground-truth attributes; '
+                        'voicestyle.reference) and add its rows as method "supervised"')
     s.add_argument('--protocols', nargs='+', default=['U', 'G'], choices=['U', 'G', 'N'],
                    help='1:2 matching protocols in the printed table (N: negatives of the same nationality; all are in results.csv)')
     s.set_defaults(fn=cmd_experiment)

@@ -490,8 +490,8 @@ class _Collate:
         if self.n_crops is not None: xs = [x if x.ndim == 4 else voice_crops(x, self.n_crops, self.crop_frames) for x in xs]
         return torch.stack(xs), [str(it[self.path_key]) if self.path_key in it else None for it in items]
 
-def _embed(encoder, dataset, collate, batch_size, num_workers, device, views):
-    "Run `encoder` over the dataset; `views(x)` -> [B*V, ...] and V; mean of normalised views."
+def _embed(encoder, dataset, collate, batch_size, num_workers, device, views, normalize=True):
+    "Run `encoder` over the dataset; `views(x)` -> [B*V, ...] and V; mean of normalised views (of raw outputs if not `normalize`)."
     device = torch.device(device) if device is not None else next(encoder.parameters(), torch.zeros(0)).device
     was_training = encoder.training; encoder.eval()
     embs, paths = [], []
@@ -501,25 +501,26 @@ def _embed(encoder, dataset, collate, batch_size, num_workers, device, views):
                 xv, nv = views(x.to(device))
                 e = encoder(xv)
                 assert e.ndim == 2 and e.shape[0] == xv.shape[0], f'encoder must return [B,D], got {tuple(e.shape)}'
-                embs.append(l2norm(l2norm(e.float()).view(x.shape[0], nv, -1).mean(1)).cpu())
+                e = e.float().view(x.shape[0], nv, -1)
+                embs.append((l2norm(l2norm(e).mean(1)) if normalize else e.mean(1)).cpu())
                 paths += p
     finally: encoder.train(was_training)
     paths = [str(i) if q is None else q for i, q in enumerate(paths)]
     return pd.DataFrame(torch.cat(embs).numpy(), index=pd.Index(paths, name='path'))
 
 def embed_voices(encoder:nn.Module, dataset, n_crops:int=5, crop_frames:int=500, batch_size:int=32,
-                 num_workers:int=0, device=None, key:str='voice', path_key:str='path') -> pd.DataFrame:
-    "Voice embeddings [N,D] indexed by path: mean of `n_crops` evenly spaced log-mel crops through `encoder`."
+                 num_workers:int=0, device=None, key:str='voice', path_key:str='path', normalize:bool=True) -> pd.DataFrame:
+    "Voice embeddings [N,D] indexed by path: mean of `n_crops` evenly spaced log-mel crops through `encoder` (L2-normalised unless not `normalize`)."
     def views(x):                                                           # x: [B, n_crops, 1, M, F]
         return x.flatten(0, 1), x.shape[1]
-    return _embed(encoder, dataset, _Collate(key, path_key, n_crops, crop_frames), batch_size, num_workers, device, views)
+    return _embed(encoder, dataset, _Collate(key, path_key, n_crops, crop_frames), batch_size, num_workers, device, views, normalize)
 
 def embed_faces(encoder:nn.Module, dataset, flip:bool=True, batch_size:int=64, num_workers:int=0, device=None,
-                key:str='face', path_key:str='path') -> pd.DataFrame:
-    "Face embeddings [N,D] indexed by path: mean of the image and its horizontal flip through `encoder`."
+                key:str='face', path_key:str='path', normalize:bool=True) -> pd.DataFrame:
+    "Face embeddings [N,D] indexed by path: mean of the image and its horizontal flip through `encoder` (L2-normalised unless not `normalize`)."
     def views(x):                                                           # x: [B, 3, S, S]
         return (torch.stack([x, x.flip(-1)], 1).flatten(0, 1), 2) if flip else (x, 1)
-    return _embed(encoder, dataset, _Collate(key, path_key), batch_size, num_workers, device, views)
+    return _embed(encoder, dataset, _Collate(key, path_key), batch_size, num_workers, device, views, normalize)
 
 # %% ../nbs/08_evaluation.ipynb #21581dfc
 def identity_centroids(emb, ids):
