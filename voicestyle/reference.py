@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['reading_targets', 'ReadingNet', 'reading_loss', 'load_reference', 'train_reference', 'SamePersonGaussian',
-           'predict_readings', 'fit_scorer', 'evaluate_reference', 'run_reference']
+           'predict_readings', 'fit_scorer', 'evaluate_reference', 'reading_accuracy', 'run_reference']
 
 # %% ../nbs/05a_reference.ipynb #a1ad5069
 import math, time, warnings
@@ -187,6 +187,20 @@ def evaluate_reference(nets: dict, val_manifest: Manifest, test_manifest: Manife
     out = pd.DataFrame(rows, columns=RESULT_COLUMNS)
     for k, val in tags.items(): out[k] = val
     return out
+
+# %% ../nbs/05a_reference.ipynb #88ab03cb
+def reading_accuracy(nets: dict, manifest: Manifest, truth: pd.DataFrame) -> pd.DataFrame:
+    "Per modality (rows): correlation of each predicted reading with the true one, and gender accuracy, over all clips/frames."
+    v, f = predict_readings(nets, manifest)
+    vt, ft = tables_from_clips(manifest.clips)
+    out = {}
+    for mod, pred, table, col in (('voice', v, vt, 'audio'), ('face', f, ft, 'face')):
+        ids = table.drop_duplicates(col).set_index(col).identity.reindex(pred.index)
+        X, male = reading_targets(truth, ids.to_numpy(), mod)
+        p = torch.tensor(pred.to_numpy(), dtype=torch.float32)
+        row = {a: float(np.corrcoef(p[:, k], X[:, k])[0, 1]) for k, a in enumerate(nets['attrs'])}
+        out[mod] = {**row, 'gender_acc': float(((p[:, -1] > 0).float() == male).float().mean())}
+    return pd.DataFrame(out).T
 
 # %% ../nbs/05a_reference.ipynb #1c53f2ff
 def run_reference(manifest, truth: pd.DataFrame, out_dir, cfg: TrainConfig, seeds=(0,), n_trials: int = 2000,
