@@ -58,7 +58,7 @@ def test_experiment_with_reference(tmp_path):
     assert 'supervised' in table and 'match v2f N' in table and 'ceiling' in table
     assert 'supervised closes' in r.stdout
     r = vs('experiment', toyvox_without_truth(tmp_path), tmp_path / 'x', '--preset', 'tiny', '--reference', ok=False)
-    assert r.returncode != 0 and 'needs ToyVox ground truth' in r.stderr
+    assert r.returncode == 2 and 'needs ToyVox ground truth' in r.stderr
 
 def toyvox_without_truth(tmp_path):
     "A copy of a tiny ToyVox without its truth table: real-data shaped."

@@ -118,7 +118,7 @@ def cmd_experiment(a):
     cfg = train_config(a.preset, **({'epochs': a.epochs} if a.epochs else {}), **parse_overrides(a.set))
     manifest = clean = _scan(root, a.layout)
     if a.reference and not (root / 'toyvox_truth.csv').exists():
-        raise SystemExit(f'--reference needs ToyVox ground truth ({root / "toyvox_truth.csv"} is missing)')
+        raise ValueError(f'--reference needs ToyVox ground truth ({root / "toyvox_truth.csv"} is missing)')
     if a.deviate:
         from voicestyle.toyvox import deviate_pairs
         manifest, which = deviate_pairs(manifest, a.deviate, seed=0)
