@@ -7,7 +7,7 @@ __all__ = ['reading_targets', 'ReadingNet', 'reading_loss', 'load_reference', 't
            'predict_readings', 'fit_scorer', 'evaluate_reference', 'reading_accuracy', 'run_reference']
 
 # %% ../nbs/05a_reference.ipynb #a1ad5069
-import math, time, warnings
+import math, warnings
 from dataclasses import asdict
 from pathlib import Path
 import numpy as np, pandas as pd
