@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import torch, torch.nn as nn, torch.nn.functional as F
 from tqdm.auto import tqdm
-from .data import Manifest, PreloadedPairs, UtteranceDataset, FaceFrameDataset, load_manifest
+from .data import Manifest, PreloadedPairs, load_manifest
 from .encoders import CheckpointError
-from .evaluation import (embed_voices, embed_faces, tables_from_clips, make_protocols, verification_auc_eer,
-                                   RESULT_COLUMNS)
+from .evaluation import tables_from_clips, make_protocols, verification_auc_eer, RESULT_COLUMNS
 from .toyvox import shared_attributes
-from .train import TrainConfig, CMPCModel, epoch_batches, lr_at
+from .train import TrainConfig, CMPCModel, epoch_batches, lr_at, embed_manifest
 
 # %% ../nbs/05a_reference.ipynb #166e3869
 def reading_targets(truth: pd.DataFrame, identities, modality: str) -> tuple:
@@ -51,10 +50,9 @@ def _atomic_save(obj, path: Path):
 
 def _reading_nets(cfg: TrainConfig, n_attrs: int) -> tuple:
     torch.manual_seed(cfg.seed)
-    model, a = CMPCModel(cfg.model_config()), cfg.audio_config()
-    with torch.no_grad(): dim = model.voice.eval()(torch.zeros(2, 1, a.n_mels, a.crop_frames)).shape[1]
-    model.voice.train()
-    return ReadingNet(model.voice, dim, n_attrs), ReadingNet(model.face, dim, n_attrs)
+    mc = cfg.model_config()
+    model = CMPCModel(mc)
+    return ReadingNet(model.voice, mc.embed_dim, n_attrs), ReadingNet(model.face, mc.embed_dim, n_attrs)
 
 def load_reference(path) -> dict:
     "A `reference.pt` -> dict(voice, face: `ReadingNet` in eval mode, attrs, config: `TrainConfig`)."
@@ -139,24 +137,22 @@ class SamePersonGaussian:
 # %% ../nbs/05a_reference.ipynb #39c46ef6
 def predict_readings(nets: dict, manifest: Manifest) -> tuple:
     "Predictions (voice by audio path [N, A + 1], face by frame path [M, A + 1]) of a reference on a manifest's clips."
-    a, mc = nets['config'].audio_config(), nets['config'].model_config()
-    class _Paths(torch.utils.data.Dataset):
-        def __init__(self, ds): self.ds, self.paths = ds, list(ds.paths)
-        def __len__(self): return len(self.ds)
-        def __getitem__(self, i): return {**self.ds[i], 'path': self.paths[i]}
+    cfg = nets['config']
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        v = embed_voices(nets['voice'], _Paths(UtteranceDataset(manifest, a, full=True)), n_crops=5,
-                         crop_frames=a.crop_frames, normalize=False)
-        f = embed_faces(nets['face'], _Paths(FaceFrameDataset(manifest, mc.face_size)), flip=True, normalize=False)
-    return v, f
+        return embed_manifest(nets['voice'], nets['face'], manifest, cfg.audio_config(), cfg.model_config().face_size,
+                              n_crops=5, flip=True, normalize=False)
+
+def _path_identities(manifest: Manifest, voice: pd.DataFrame, face: pd.DataFrame) -> tuple:
+    "The identity of each row of predictions indexed by audio path and by frame path."
+    vt, ft = tables_from_clips(manifest.clips)
+    return (vt.drop_duplicates('audio').set_index('audio').identity.reindex(voice.index).to_numpy(),
+            ft.drop_duplicates('face').set_index('face').identity.reindex(face.index).to_numpy())
 
 def fit_scorer(nets: dict, manifest: Manifest) -> SamePersonGaussian:
     "`SamePersonGaussian` fitted on per-identity mean predictions over `manifest` (the validation identities)."
     v, f = predict_readings(nets, manifest)
-    vt, ft = tables_from_clips(manifest.clips)
-    vid = vt.drop_duplicates('audio').set_index('audio').identity.reindex(v.index).to_numpy()
-    fid = ft.drop_duplicates('face').set_index('face').identity.reindex(f.index).to_numpy()
+    vid, fid = _path_identities(manifest, v, f)
     pv, pf = v.groupby(vid).mean(), f.groupby(fid).mean()
     people = pv.index.intersection(pf.index)
     return SamePersonGaussian.fit(pv.loc[people].to_numpy(), pf.loc[people].to_numpy())
@@ -192,11 +188,9 @@ def evaluate_reference(nets: dict, val_manifest: Manifest, test_manifest: Manife
 def reading_accuracy(nets: dict, manifest: Manifest, truth: pd.DataFrame) -> pd.DataFrame:
     "Per modality (rows): correlation of each predicted reading with the true one, and gender accuracy, over all clips/frames."
     v, f = predict_readings(nets, manifest)
-    vt, ft = tables_from_clips(manifest.clips)
     out = {}
-    for mod, pred, table, col in (('voice', v, vt, 'audio'), ('face', f, ft, 'face')):
-        ids = table.drop_duplicates(col).set_index(col).identity.reindex(pred.index)
-        X, male = reading_targets(truth, ids.to_numpy(), mod)
+    for mod, pred, ids in zip(('voice', 'face'), (v, f), _path_identities(manifest, v, f)):
+        X, male = reading_targets(truth, ids, mod)
         p = torch.tensor(pred.to_numpy(), dtype=torch.float32)
         row = {a: float(np.corrcoef(p[:, k], X[:, k])[0, 1]) for k, a in enumerate(nets['attrs'])}
         out[mod] = {**row, 'gender_acc': float(((p[:, -1] > 0).float() == male).float().mean())}

@@ -155,8 +155,8 @@ def setup_distributed() -> tuple[int, int, torch.device]:
 
 # %% ../nbs/05_train.ipynb #194a197a
 def embed_manifest(voice_enc, face_enc, manifest:Manifest, audio_cfg:AudioConfig, face_size:int,
-                   n_crops:int=1, flip:bool=False, batch_size:int=64, num_workers:int=0):
-    "(voice embeddings indexed by audio path, face embeddings indexed by frame path) of every clip and frame."
+                   n_crops:int=1, flip:bool=False, batch_size:int=64, num_workers:int=0, normalize:bool=True):
+    "(voice embeddings indexed by audio path, face embeddings indexed by frame path) of every clip and frame (raw output means if not `normalize`)."
     class _Paths(torch.utils.data.Dataset):
         def __init__(self, ds, paths): self.ds, self.paths = ds, paths
         def __len__(self): return len(self.ds)
@@ -164,8 +164,9 @@ def embed_manifest(voice_enc, face_enc, manifest:Manifest, audio_cfg:AudioConfig
     uds = UtteranceDataset(manifest, audio_cfg, full=True)
     fds = FaceFrameDataset(manifest, face_size)
     voices = embed_voices(voice_enc, _Paths(uds, list(uds.paths)), n_crops=n_crops, crop_frames=audio_cfg.crop_frames,
-                          batch_size=batch_size, num_workers=num_workers)
-    faces = embed_faces(face_enc, _Paths(fds, list(fds.paths)), flip=flip, batch_size=batch_size, num_workers=num_workers)
+                          batch_size=batch_size, num_workers=num_workers, normalize=normalize)
+    faces = embed_faces(face_enc, _Paths(fds, list(fds.paths)), flip=flip, batch_size=batch_size, num_workers=num_workers,
+                        normalize=normalize)
     return voices, faces
 
 def validation_lists(manifest:Manifest, n:int=1000, seed:int=0) -> dict:
