@@ -11,7 +11,7 @@ import math, time
 import torch
 from torch import nn
 import torch.nn.functional as F
-from .clustering import run_kmeans
+from .clustering import run_kmeans, label_clusters
 
 # %% ../nbs/04_cmpc.ipynb #e5dcbaaa
 def instance_loss(v: torch.Tensor, f: torch.Tensor, tau: float = 0.03):
@@ -242,8 +242,12 @@ class CMPCLoss(nn.Module):
         "Blend voice `v [B, D]` and face `f [B, D]` embeddings into bank slots `index [B]`."
         self.voice_bank.update(index, v); self.face_bank.update(index, f)
 
-    def recluster(self, seed: int = 0, gpu: bool | None = None):
-        "k-means of both banks at every K; the prototype term and weights use the result until the next call."
+    def recluster(self, seed: int = 0, gpu: bool | None = None, labels=None):
+        "k-means of both banks at every K (or, with `labels [n_items]`, the oracle: one cluster per label); used until the next call."
+        if labels is not None:
+            self.voice_clusters = label_clusters(self.voice_bank.memory, labels, len(self.ks), self.temperature)
+            self.face_clusters = label_clusters(self.face_bank.memory, labels, len(self.ks), self.temperature)
+            return
         self.voice_clusters = run_kmeans(self.voice_bank.memory, self.ks, self.n_iter, seed, gpu, self.temperature)
         self.face_clusters = run_kmeans(self.face_bank.memory, self.ks, self.n_iter, seed, gpu, self.temperature)
 

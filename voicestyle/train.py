@@ -6,7 +6,7 @@
 from __future__ import annotations
 import json, math, os, time, warnings
 from types import SimpleNamespace
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -59,6 +59,7 @@ class TrainConfig:
     recalibrate: bool = True              # ablation: False sets every recalibration weight to 1
     proto_weight: float = 1.0             # ablation: λ multiplying the prototype term
     agreement: str = 'relative'           # ρ of the weights: 'relative' (cos − clusters' agreement) or 'instance' (cos)
+    oracle_prototypes: bool = False       # diagnostic: prototypes are the true identities (uses labels; an upper bound)
     seed: int = 0
     num_workers: int = 0
     bf16: bool = False                    # torch.autocast bfloat16 (CPU matrix units, or GPU)
@@ -277,10 +278,10 @@ def train(manifest, cfg:TrainConfig, out_dir, val_manifest=None, resume:bool=Tru
         ds.set_epoch(epoch)
         due = use_protos and epoch >= cfg.instance_epochs and (epoch - cfg.instance_epochs) % cfg.recluster_every == 0
         if due and clustered_epoch != epoch:
-            if rank == 0: crit.recluster(seed=cfg.seed + epoch)
+            if rank == 0: crit.recluster(seed=cfg.seed + epoch, labels=ds.identity if cfg.oracle_prototypes else None)
             crit.voice_clusters, crit.face_clusters = _broadcast((crit.voice_clusters, crit.face_clusters), rank)
             clustered_epoch = epoch
-            if rank == 0:                             # a monitor only: the method never sees identity labels
+            if rank == 0:                             # a monitor only: the method never sees identity labels (but the oracle)
                 _log(metrics, dict(step=step, epoch=epoch, event='recluster', **prototype_purity(crit, ds.identity)))
         batches = epoch_batches(n_items, cfg.batch_size, epoch, cfg.seed, rank, world)[step - epoch * steps_per_epoch:]
         if cfg.preload: loader = (ds.batch(idx) for idx in batches)
@@ -380,6 +381,7 @@ def evaluate_encoders(voice_enc, face_enc, model_cfg:CMPCModelConfig, manifest:M
 METHODS = {'cmpc': dict(instance_only=False),                              # the full method
            'cmpc-noweights': dict(instance_only=False, recalibrate=False),  # ablation: prototypes, every weight 1
            'cmpc-cosweights': dict(instance_only=False, agreement='instance'),  # variant: weights from cos(v_i, f_i)
+           'cmpc-oracle': dict(instance_only=False, oracle_prototypes=True),  # diagnostic: prototypes = identities
            'instance': dict(instance_only=True)}                            # baseline: no prototypes, no weights
 
 def method_config(cfg:TrainConfig, method:str, seed:int) -> TrainConfig:
