@@ -328,7 +328,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--seeds', type=int, nargs='+', default=[0, 1, 2]); s.add_argument('--trials', type=int, default=2000)
     s.add_argument('--workers', type=int, default=2)
     s.add_argument('--methods', nargs='+', default=['cmpc', 'instance'], choices=list(METHODS),
-                   help='cmpc-noweights: the ablation with every recalibration weight 1')
+                   help='cmpc-noweights: the ablation with every recalibration weight 1; cmpc-cosweights: weights from '
+                        'cos(v, f) alone; cmpc-oracle: prototypes = true identities (a diagnostic that uses the labels)')
     s.add_argument('--set', nargs='+', metavar='FIELD=VALUE', help='TrainConfig overrides, e.g. epochs=20 instance_epochs=5')
     s.add_argument('--deviate', type=float, default=0.0, metavar='FRACTION',
                    help="give this fraction of the training items another identity's voices (toyvox.deviate_pairs)")
