@@ -243,7 +243,7 @@ class CMPCLoss(nn.Module):
         self.voice_bank.update(index, v); self.face_bank.update(index, f)
 
     def recluster(self, seed: int = 0, gpu: bool | None = None, labels=None):
-        "k-means of both banks at every K (or, with `labels [n_items]`, the oracle: one cluster per label); used until the next call."
+        "k-means of both banks at every K (with `labels [n_items]`: one cluster per label, the oracle); kept until the next call."
         if labels is not None:
             self.voice_clusters = label_clusters(self.voice_bank.memory, labels, len(self.ks), self.temperature)
             self.face_clusters = label_clusters(self.face_bank.memory, labels, len(self.ks), self.temperature)

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import json, math, os, time, warnings
 from types import SimpleNamespace
-from dataclasses import dataclass, asdict, replace
+from dataclasses import dataclass, asdict
 from pathlib import Path
 
 import numpy as np
@@ -281,7 +281,7 @@ def train(manifest, cfg:TrainConfig, out_dir, val_manifest=None, resume:bool=Tru
             if rank == 0: crit.recluster(seed=cfg.seed + epoch, labels=ds.identity if cfg.oracle_prototypes else None)
             crit.voice_clusters, crit.face_clusters = _broadcast((crit.voice_clusters, crit.face_clusters), rank)
             clustered_epoch = epoch
-            if rank == 0:                             # a monitor only: the method never sees identity labels (but the oracle)
+            if rank == 0:                             # a monitor: only the oracle diagnostic trains on identity labels
                 _log(metrics, dict(step=step, epoch=epoch, event='recluster', **prototype_purity(crit, ds.identity)))
         batches = epoch_batches(n_items, cfg.batch_size, epoch, cfg.seed, rank, world)[step - epoch * steps_per_epoch:]
         if cfg.preload: loader = (ds.batch(idx) for idx in batches)
