@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): settings.ini setup.py
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install --progress-bar off -e ".[dev]"
+	$(BIN)/pip install --progress-bar off -e ".[dev,judges]"
 	touch $@
 
 install: $(STAMP)

@@ -67,3 +67,22 @@ def toyvox_without_truth(tmp_path):
     shutil.copytree(tmp_path / 'tv', dst)
     (dst / 'toyvox_truth.csv').unlink()
     return dst
+
+def test_generate_then_judge_real(toyvox, tmp_path):
+    "generate lists its faces in faces.csv; judge-real scores them with dlib against the voices' owners' real frames."
+    import pandas as pd
+    from voicestyle.cli import ASSETS
+    from voicestyle.data import scan_voxceleb1
+    clips = scan_voxceleb1(toyvox).clips.drop_duplicates('identity').head(3)
+    out = tmp_path / 'faces'
+    vs('generate', *[toyvox / a for a in clips.audio], '--out', out, '--bank', ASSETS / 'latent_bank_toyvox.pt',
+       '--steps', '2')
+    listing = pd.read_csv(out / 'faces.csv')
+    assert len(listing) == 3 and all((out / i).exists() for i in listing.image)
+    r = vs('judge-real', out, toyvox, '--photos-per-identity', '2', '--voices')
+    report = pd.read_csv(out / 'judge_real.csv')
+    assert {'R@1', 'acc_1:2', 'dlib_same_person@0.6', 'voice_face_spearman'} <= set(report.metric)
+    assert (report[report.metric == 'R@1'].n == 3).all()        # ToyVox cartoons: dlib boxes the whole image, none dropped
+    assert 'no face' not in r.stderr and 'R@1' in r.stdout
+    r = vs('judge-real', tmp_path, toyvox, ok=False)
+    assert r.returncode == 2 and 'faces.csv: not found' in r.stderr and 'Traceback' not in r.stderr

@@ -15,8 +15,8 @@ import torch
 # %% auto #0
 __all__ = ['ASSETS', 'ASSET_RECIPES', 'DEFAULT_INVERT_STEPS', 'asset_path', 'default_cache', 'cmd_toyvox', 'cmd_scan',
            'cmd_train', 'cmd_evaluate', 'experiment_table', 'parse_overrides', 'cmd_experiment', 'cmd_stylegan_train',
-           'load_pipeline', 'cmd_generate', 'run_benchmarks', 'cmd_bench', 'build_default_bank', 'demo', 'cmd_demo',
-           'build_parser', 'main']
+           'load_pipeline', 'cmd_generate', 'cmd_judge_real', 'run_benchmarks', 'cmd_bench', 'build_default_bank',
+           'demo', 'cmd_demo', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #7d5c1c19
 import voicestyle
@@ -174,9 +174,21 @@ def cmd_generate(a):
     v2f = load_pipeline(a.cmpc, a.generator, a.bank, bm, GenerateConfig(steps=a.steps))
     res = v2f(a.wav, progress=True)
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    for i, (w, img) in enumerate(zip(a.wav, res['images'])):
-        save_image_grid(img[None], out / f'{Path(w).stem}_{i:03d}.png')
-    print(f"{len(a.wav)} faces written to {out}; cosine(voice, face) {res['cosine'].mean():.3f}")
+    names = [f'{Path(w).stem}_{i:03d}.png' for i, w in enumerate(a.wav)]
+    for name, img in zip(names, res['images']): save_image_grid(img[None], out / name)
+    pd.DataFrame({'image': names, 'wav': [str(Path(w).resolve()) for w in a.wav],
+                  'cosine': res['cosine'].tolist()}).to_csv(out / 'faces.csv', index=False)   # read by judge-real
+    print(f"{len(a.wav)} faces written to {out} (listed in faces.csv); cosine(voice, face) {res['cosine'].mean():.3f}")
+
+def cmd_judge_real(a):
+    from voicestyle.real_judges import judge_folder, DlibConfig
+    from voicestyle.judge import judge_summary
+    report = judge_folder(a.faces, _scan(a.data, a.layout), a.photos_per_identity, DlibConfig(no_face=a.no_face),
+                          voices=a.voices, baseline=a.baseline)
+    report.to_csv(Path(a.faces) / 'judge_real.csv', index=False)
+    print(judge_summary(report).round(3).to_string())
+    skipped = report.groupby('method').skipped.first()
+    print(f"written to {Path(a.faces) / 'judge_real.csv'}; faces dlib skipped: {skipped.to_dict()}")
 
 # %% ../nbs/09_cli.ipynb #861330e6
 def run_benchmarks(quick:bool=False, out=None) -> dict:
@@ -350,6 +362,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--cmpc'); s.add_argument('--generator'); s.add_argument('--bank', help='latent bank file (made if missing)')
     s.add_argument('--bank-data', help='dataset whose split-1 faces build the latent bank'); s.add_argument('--steps', type=int, default=100)
     s.set_defaults(fn=cmd_generate)
+    s = sub.add_parser('judge-real', help="score a `generate` folder against real photos with dlib (+ Resemblyzer); needs the judges extra")
+    s.add_argument('faces', help='folder written by `voicestyle generate` (with faces.csv)')
+    s.add_argument('data', help='the dataset the voices come from (their owners and real photos)')
+    s.add_argument('--layout', default='voxceleb1'); s.add_argument('--photos-per-identity', type=int, default=4)
+    s.add_argument('--no-face', choices=['full', 'skip'], default='full',
+                   help='when dlib finds no face: use the whole image as the box, or skip the image (counted)')
+    s.add_argument('--voices', action='store_true', help="add Resemblyzer's voice/face similarity consistency")
+    s.add_argument('--baseline', help='an image scored beside the generated faces, e.g. the mean-latent face')
+    s.set_defaults(fn=cmd_judge_real)
     s = sub.add_parser('bench', help='speed and memory figures, each against its reference')
     s.add_argument('--quick', action='store_true'); s.add_argument('--out', help='also write the figures as JSON')
     s.set_defaults(fn=cmd_bench)
@@ -359,9 +380,10 @@ def main(argv=None):
     "Entry point of the `voicestyle` console script; known input problems exit 2 with a one-line message."
     from voicestyle.data import DataError
     from voicestyle.encoders import CheckpointError
+    from voicestyle.real_judges import JudgeUnavailable
     a = build_parser().parse_args(argv)
     try: a.fn(a)
-    except (DataError, CheckpointError, FileNotFoundError, FileExistsError, ValueError) as e:
+    except (DataError, CheckpointError, FileNotFoundError, FileExistsError, ValueError, JudgeUnavailable) as e:
         print(f'voicestyle {a.command}: error: {e}', file=sys.stderr)
         if os.environ.get('VOICESTYLE_DEBUG'): raise
         sys.exit(2)
