@@ -254,7 +254,8 @@ def demo(out='voicestyle_demo', n_voices:int=24, steps:int=100, invert_steps:int
     from voicestyle.train import evaluate_encoders
     from voicestyle.generate import GenerateConfig
     from voicestyle.judge import load_judge, judge_generation, judge_summary
-    from voicestyle.data import load_face
+    from voicestyle.data import load_face, load_audio
+    from voicestyle.real_judges import JudgeUnavailable
     from voicestyle.stylegan import save_image_grid
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -282,8 +283,12 @@ def demo(out='voicestyle_demo', n_voices:int=24, steps:int=100, invert_steps:int
     print(f'[3/4] {len(wavs)} unheard voices -> faces, {steps} steps each; cosine(voice, face): prototype start '
           f"{res['cosine'].mean():.3f}, mean-latent start {base['cosine'].mean():.3f} [{time.perf_counter() - t0:.0f} s]")
     judge = load_judge(asset_path('judge_toyvox.pt'))
+    try:                                                  # how alike the voices sound, for the consistency row
+        from voicestyle.real_judges import ResemblyzerVoiceJudge
+        heard = ResemblyzerVoiceJudge().embed([load_audio(w) for w in wavs])['embedding']
+    except JudgeUnavailable as e: heard = None; print(f'no voice-face consistency row: {e}')
     report = judge_generation(judge, res['images'], voices.identity.tolist(), test, truth, baseline_images=base['images'],
-                              method='prototype start', baseline='mean-latent start')
+                              method='prototype start', baseline='mean-latent start', voice_embeddings=heard)
     print(f'[4/4] the independent judge (never used by the optimisation) [{time.perf_counter() - t0:.0f} s]')
     print(judge_summary(report).round(3).to_string())
     res_size = res['images'].shape[-1]

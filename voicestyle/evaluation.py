@@ -23,8 +23,8 @@ __all__ = ['CONSTRAINTS', 'VERIFICATION_COLUMNS', 'RESULT_COLUMNS', 'synthetic_a
            'make_matching_list', 'make_verification_list', 'make_retrieval_lists', 'make_protocols', 'write_protocols',
            'load_protocol_lists', 'EmbeddingLookup', 'evaluate_association', 'results_table', 'format_results',
            'AssociationReport', 'voice_crops', 'embed_voices', 'embed_faces', 'identity_centroids', 'identity_recall',
-           'collapse_score', 'generation_matching', 'attribute_agreement', 'generation_report', 'pca_2d', 'plot_roc',
-           'plot_similarity_matrix', 'plot_projection']
+           'collapse_score', 'voice_face_consistency', 'generation_matching', 'attribute_agreement',
+           'generation_report', 'pca_2d', 'plot_roc', 'plot_similarity_matrix', 'plot_projection']
 
 # %% ../nbs/08_evaluation.ipynb #c23d45fd
 def synthetic_association(
@@ -545,7 +545,17 @@ def collapse_score(emb) -> float:
     s = e.sum(0)
     return ((s @ s - (e * e).sum()) / (n * (n - 1))).item()
 
-# %% ../nbs/08_evaluation.ipynb #bc49fa11
+def voice_face_consistency(voice_emb, face_emb) -> float:
+    "Spearman r over all pairs i < j between voice and face cosine similarities (`[N, D]` each; NaN if either is constant)."
+    from scipy.stats import spearmanr
+    v, f = l2norm(as_embeddings(voice_emb, 'voice').double()), l2norm(as_embeddings(face_emb, 'face').double())
+    if len(v) != len(f) or len(v) < 3: raise ValueError(f'need >= 3 paired embeddings, got {len(v)} voices and {len(f)} faces')
+    i, j = torch.triu_indices(len(v), len(v), 1)
+    sv, sf = ((x @ x.T)[i, j].numpy().round(10) for x in (v, f))          # rounded: identical rows tie exactly
+    if np.ptp(sf) < 1e-9 or np.ptp(sv) < 1e-9: return float('nan')      # e.g. one baseline face for every voice
+    return float(spearmanr(sv, sf).statistic)
+
+# %% ../nbs/08_evaluation.ipynb #b632e7f7
 def generation_matching(gen_emb, gen_ids, real_emb, real_ids, real_gender=None, constraint:str='U',
                         trials:int=10, seed:int=0) -> float:
     "1:2 matching accuracy with each generated face as probe against real faces (`trials` per probe)."
@@ -576,8 +586,8 @@ def attribute_agreement(pred, true) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=['attribute', 'metric', 'value', 'chance', 'n'])
 
 def generation_report(gen_emb, gen_ids, real_emb, real_ids, real_gender=None, ks=(1, 5, 10), trials:int=10,
-                      seed:int=0, pred_attrs=None, true_attrs=None, **tags) -> pd.DataFrame:
-    "Tidy judge figures for generated faces: R@k, 1:2 matching U/G, attribute agreement, collapse."
+                      seed:int=0, pred_attrs=None, true_attrs=None, voice_emb=None, **tags) -> pd.DataFrame:
+    "Tidy judge figures for generated faces: R@k, 1:2 matching U/G, attribute agreement, collapse (+ consistency)."
     n, n_ids = len(gen_ids), len(set(np.asarray(real_ids, dtype=object)))
     rows = [('identity_retrieval', 'U', k, v, min(1., int(k[2:]) / n_ids), n)
             for k, v in identity_recall(gen_emb, gen_ids, real_emb, real_ids, ks).items()]
@@ -588,6 +598,15 @@ def generation_report(gen_emb, gen_ids, real_emb, real_ids, real_gender=None, ks
         rows += [('attributes', r.attribute, r.metric, r.value, r.chance, r.n)
                  for r in attribute_agreement(pred_attrs, true_attrs).itertuples()]
     rows.append(('collapse', 'U', 'mean_cos', collapse_score(gen_emb), collapse_score(real_emb), n))
+    if voice_emb is not None:                                            # rows a voice judge skipped (NaN) are left out
+        v = as_embeddings(voice_emb, 'voice')
+        if len(v) != n: raise ValueError(f'{len(v)} voice embeddings for {n} generated faces')
+        ok = torch.isfinite(v).all(1)
+        uniq, cent = identity_centroids(real_emb, real_ids)
+        own = cent[uniq.get_indexer(pd.Index(np.asarray(gen_ids, dtype=object)))]   # [n, D] the voice's real face
+        for metric, faces in (('voice_face_spearman', as_embeddings(gen_emb)), ('voice_realface_spearman', own)):
+            r = voice_face_consistency(v[ok], faces[ok]) if ok.sum() >= 3 else float('nan')
+            rows.append(('consistency', 'U', metric, r, 0., int(ok.sum())))
     out = pd.DataFrame(rows, columns=['task', 'protocol', 'metric', 'value', 'chance', 'n'])
     for k, v in tags.items(): out[k] = v
     return out

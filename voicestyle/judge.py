@@ -344,8 +344,9 @@ TRUE_COLUMNS = {'gender': 'gender', 'age': 'age_z', 'size': 'size_z'}  # what a 
 
 def score_generation(judge: FaceJudge, generated_images: Tensor, voice_identities, real_images: Tensor, real_identities,
                      truth_df: pd.DataFrame, baseline_images: Tensor | None = None, method: str = 'generated',
-                     baseline: str = 'baseline', true_columns: dict | None = None, trials: int = 10, seed: int = 0) -> pd.DataFrame:
-    "Section 9 figures (R@k, 1:2 U/G, attributes, collapse) of generated faces `[B,3,R,R]` (+ a baseline), judged by `judge`."
+                     baseline: str = 'baseline', true_columns: dict | None = None, trials: int = 10, seed: int = 0,
+                     voice_embeddings=None) -> pd.DataFrame:
+    "Section 9 figures (R@k, 1:2 U/G, attributes, collapse; consistency with `voice_embeddings [B, D]`) of generated faces `[B,3,R,R]` (+ a baseline)."
     true_columns = {**TRUE_COLUMNS, **(true_columns or {})}
     vid = np.asarray(voice_identities, dtype=object); rid = np.asarray(real_identities, dtype=object)
     if len(generated_images) != len(vid):
@@ -374,7 +375,8 @@ def score_generation(judge: FaceJudge, generated_images: Tensor, voice_identitie
             out.append(generation_report(verdict['embedding'], vid, real['embedding'], rid,
                                          real_gender=gender_of, trials=trials, seed=seed, pred_attrs=pred,
                                          true_attrs={a: t.astype(np.float64) if a != 'gender' else t.astype(str)
-                                                     for a, t in true_attrs.items()}, method=name))
+                                                     for a, t in true_attrs.items()}, voice_emb=voice_embeddings,
+                                         method=name))
     return pd.concat(out, ignore_index=True)
 
 def judge_generation(judge: FaceJudge, generated_images: Tensor, voice_identities, real_manifest: Manifest,

@@ -20,8 +20,8 @@ from .evaluation import generation_report
 
 # %% auto #0
 __all__ = ['JUDGES_HINT', 'DLIB_SAME_PERSON', 'NO_FACE', 'DETECTORS', 'FACES_CSV', 'JudgeUnavailable', 'require', 'as_rgb_uint8',
-           'read_rgb', 'DlibConfig', 'DlibFaceJudge', 'ResemblyzerVoiceJudge', 'voice_face_consistency',
-           'same_person_rate', 'score_generation_real', 'judge_folder']
+           'read_rgb', 'DlibConfig', 'DlibFaceJudge', 'ResemblyzerVoiceJudge', 'same_person_rate',
+           'score_generation_real', 'judge_folder']
 
 # %% ../nbs/08b_real_judges.ipynb #63f8d158
 JUDGES_HINT = "pip install 'voicestyle[judges]'"
@@ -173,17 +173,6 @@ class ResemblyzerVoiceJudge:
         return dict(embedding=emb, report=dict(report))
 
 # %% ../nbs/08b_real_judges.ipynb #30c8afc1
-def voice_face_consistency(voice_emb, face_emb) -> float:
-    "Spearman r over all pairs i < j between voice cosine similarities and face cosine similarities (`[N, D]` each)."
-    from scipy.stats import spearmanr
-    v = torch.nn.functional.normalize(torch.as_tensor(voice_emb, dtype=torch.float64), dim=1)
-    f = torch.nn.functional.normalize(torch.as_tensor(face_emb, dtype=torch.float64), dim=1)
-    if len(v) != len(f) or len(v) < 3: raise ValueError(f'need >= 3 paired embeddings, got {len(v)} voices and {len(f)} faces')
-    i, j = torch.triu_indices(len(v), len(v), 1)
-    sv, sf = (v @ v.T)[i, j].numpy(), (f @ f.T)[i, j].numpy()
-    if np.ptp(sf) == 0 or np.ptp(sv) == 0: return float('nan')         # e.g. one baseline face for every voice
-    return float(spearmanr(sv, sf).statistic)
-
 def same_person_rate(gen_emb, gen_ids, real_emb, real_ids, threshold: float = DLIB_SAME_PERSON) -> tuple[float, float]:
     "`(share of generated faces within threshold of their identity's mean real descriptor, same share vs other identities)`."
     g, r = torch.as_tensor(gen_emb, dtype=torch.float64), torch.as_tensor(real_emb, dtype=torch.float64)
@@ -220,14 +209,10 @@ def score_generation_real(face_judge: DlibFaceJudge, generated_images, voice_ide
         ge, gi = gen['embedding'][ok], vid[ok.numpy()]
         re, ri = real['embedding'][ok_real], rid[ok_real.numpy()]
         if len(ge) == 0: raise ValueError(f'{name}: dlib found no usable face in any image ({gen["report"]})')
-        rep = generation_report(ge, gi, re, ri, real_gender=rgender, trials=trials, seed=seed, method=name)
+        ve = None if voice_embeddings is None else torch.as_tensor(voice_embeddings)[ok]
+        rep = generation_report(ge, gi, re, ri, real_gender=rgender, trials=trials, seed=seed, voice_emb=ve, method=name)
         hit, chance = same_person_rate(ge, gi, re, ri)
         extra = [('verification', 'U', f'dlib_same_person@{DLIB_SAME_PERSON}', hit, chance, len(ge))]
-        if voice_embeddings is not None:
-            ve = torch.as_tensor(voice_embeddings)[ok]
-            keep = ~torch.isnan(ve).any(1)
-            r = voice_face_consistency(ve[keep], ge[keep]) if keep.sum() >= 3 else float('nan')   # needs 3 voices
-            extra.append(('consistency', 'U', 'voice_face_spearman', r, 0., int(keep.sum())))
         extra = pd.DataFrame(extra, columns=['task', 'protocol', 'metric', 'value', 'chance', 'n']).assign(method=name)
         out.append(pd.concat([rep, extra], ignore_index=True).assign(
             skipped=sum(v for k, v in gen['report'].items() if 'skipped' in k)))
