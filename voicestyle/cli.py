@@ -187,8 +187,7 @@ def cmd_judge_real(a):
                           voices=a.voices, baseline=a.baseline)
     report.to_csv(Path(a.faces) / 'judge_real.csv', index=False)
     print(judge_summary(report).round(3).to_string())
-    skipped = report.groupby('method').skipped.first()
-    print(f"written to {Path(a.faces) / 'judge_real.csv'}; faces dlib skipped: {skipped.to_dict()}")
+    print(f"written to {Path(a.faces) / 'judge_real.csv'}; dlib's counts per image set: {report.attrs['dlib_reports']}")
 
 # %% ../nbs/09_cli.ipynb #861330e6
 def run_benchmarks(quick:bool=False, out=None) -> dict:

@@ -6,7 +6,7 @@
 from __future__ import annotations
 import importlib, os
 from collections import Counter
-from dataclasses import dataclass, asdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -201,10 +201,11 @@ def score_generation_real(face_judge: DlibFaceJudge, generated_images, voice_ide
     if rgender is not None and pd.Series(rgender).groupby(rid[ok_real.numpy()]).first().value_counts().max() < 2:
         rgender = None                                                  # G needs two people of one gender
     runs = [(method, generated_images)] + ([(baseline, baseline_images)] if baseline_images is not None else [])
-    out = []
+    out, reports = [], {'real photos': real['report']}
     for name, images in runs:
         if len(images) != len(vid): raise ValueError(f'{name}: {len(images)} images for {len(vid)} voices')
         gen = face_judge.embed(images)
+        reports[name] = gen['report']
         ok = ~torch.isnan(gen['embedding']).any(1)
         ge, gi = gen['embedding'][ok], vid[ok.numpy()]
         re, ri = real['embedding'][ok_real], rid[ok_real.numpy()]
@@ -216,7 +217,9 @@ def score_generation_real(face_judge: DlibFaceJudge, generated_images, voice_ide
         extra = pd.DataFrame(extra, columns=['task', 'protocol', 'metric', 'value', 'chance', 'n']).assign(method=name)
         out.append(pd.concat([rep, extra], ignore_index=True).assign(
             skipped=sum(v for k, v in gen['report'].items() if 'skipped' in k)))
-    return pd.concat(out, ignore_index=True)
+    table = pd.concat(out, ignore_index=True)
+    table.attrs['dlib_reports'] = reports                                 # what dlib converted, boxed whole or skipped
+    return table
 
 # %% ../nbs/08b_real_judges.ipynb #bc7e999d
 FACES_CSV = 'faces.csv'   # written by `voicestyle generate`: columns image (relative to the folder), wav
