@@ -225,6 +225,10 @@ def run_benchmarks(quick:bool=False, out=None) -> dict:
         print('== StyleGAN2 generator forward ==')
         g = benchmark_generator()
         figs['generator'] = g.to_dict('records') if hasattr(g, 'to_dict') else g
+        print('== real-data judges: batched vs one at a time ==')
+        from voicestyle.real_judges import benchmark_judges, JudgeUnavailable
+        try: figs['judges'] = benchmark_judges(n=8 if quick else 64)
+        except JudgeUnavailable as e: print(f'skipped: {e}')
     if out: Path(out).write_text(json.dumps(figs, indent=1, default=str))
     return figs
 

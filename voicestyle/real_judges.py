@@ -21,7 +21,7 @@ from .evaluation import generation_report
 # %% auto #0
 __all__ = ['JUDGES_HINT', 'DLIB_SAME_PERSON', 'NO_FACE', 'DETECTORS', 'FACES_CSV', 'JudgeUnavailable', 'require', 'as_rgb_uint8',
            'read_rgb', 'DlibConfig', 'DlibFaceJudge', 'ResemblyzerVoiceJudge', 'same_person_rate',
-           'score_generation_real', 'judge_folder']
+           'score_generation_real', 'judge_folder', 'benchmark_judges']
 
 # %% ../nbs/08b_real_judges.ipynb #63f8d158
 JUDGES_HINT = "pip install 'voicestyle[judges]'"
@@ -128,6 +128,12 @@ class DlibFaceJudge:
             emb[np.flatnonzero(keep)] = np.array([np.array(d[0]) for d in desc], dtype=np.float32)
         return dict(embedding=torch.from_numpy(emb), found=torch.tensor(found, dtype=torch.bool), report=dict(report))
 
+# %% ../nbs/08b_real_judges.ipynb #3e87386e
+def _ref_descriptor(judge: DlibFaceJudge, img: np.ndarray) -> np.ndarray:
+    "dlib's own one-image call (image + landmarks) on a photo with a face: the reference for the batched path."
+    shape = judge.landmarks(img, judge.find_face(img))
+    return np.array(judge.net.compute_face_descriptor(img, shape, judge.cfg.jitters, judge.cfg.padding), dtype=np.float32)
+
 # %% ../nbs/08b_real_judges.ipynb #86692df8
 class ResemblyzerVoiceJudge:
     "Resemblyzer's 256-D GE2E speaker embeddings (unit norm) of mono waveforms."
@@ -171,6 +177,12 @@ class ResemblyzerVoiceJudge:
             kept = torch.unique(idx)
             emb[kept] = torch.nn.functional.normalize(total[kept], dim=1)
         return dict(embedding=emb, report=dict(report))
+
+# %% ../nbs/08b_real_judges.ipynb #a86eff00
+def _ref_voice(judge: ResemblyzerVoiceJudge, wave, sample_rate: int = 16000) -> np.ndarray:
+    "Resemblyzer's own one-utterance path (`embed_utterance`): the reference for the batched `embed`."
+    w = judge.rz.preprocess_wav(np.asarray(wave, dtype=np.float32), source_sr=sample_rate)
+    return judge.encoder.embed_utterance(w, rate=judge.rate, min_coverage=judge.min_coverage)
 
 # %% ../nbs/08b_real_judges.ipynb #30c8afc1
 def same_person_rate(gen_emb, gen_ids, real_emb, real_ids, threshold: float = DLIB_SAME_PERSON) -> tuple[float, float]:
@@ -251,3 +263,33 @@ def judge_folder(faces_dir, manifest: Manifest, photos_per_identity: int = 4, cf
                                  [manifest.root / f for f in photos.faces], photos.identity.to_numpy(),
                                  real_gender=photos.gender.to_numpy(), baseline_images=base, voice_embeddings=voice_emb,
                                  trials=trials, seed=seed)
+
+# %% ../nbs/08b_real_judges.ipynb #af7de101
+def benchmark_judges(n: int = 32, seed: int = 0, verbose: bool = True) -> dict:
+    "Seconds of the batched judges vs their one-at-a-time references on `n` ToyVox voices and `n` photo crops; speedups."
+    import tempfile, time, matplotlib
+    from voicestyle.toyvox import make_toyvox
+    from voicestyle.data import scan_voxceleb1
+    photo = read_rgb(Path(matplotlib.get_data_path()) / 'sample_data' / 'grace_hopper.jpg')
+    rng = np.random.default_rng(seed)
+    crops = [np.ascontiguousarray(photo[t:t + 480, l:l + 420]) for t, l in rng.integers(0, 90, (n, 2))]
+    with tempfile.TemporaryDirectory() as d:
+        root = make_toyvox(Path(d) / 'tiny', 'tiny', seed=seed)
+        clips = scan_voxceleb1(root).clips
+        waves = [load_audio(root / a).numpy() for a in clips.audio.to_numpy()[np.arange(n) % len(clips)]]
+    voice, face = ResemblyzerVoiceJudge(), DlibFaceJudge()
+    voice.embed(waves[:2]); face.embed(crops[:1])                       # warm-up (first calls compile / allocate)
+    def timed(fn):
+        t0 = time.perf_counter(); out = fn(); return time.perf_counter() - t0, out
+    tv, v = timed(lambda: voice.embed(waves)['embedding'].numpy())
+    tvr, vr = timed(lambda: np.stack([_ref_voice(voice, w) for w in waves]))
+    tf, f = timed(lambda: face.embed(crops)['embedding'].numpy())
+    tfr, fr = timed(lambda: np.stack([_ref_descriptor(face, c) for c in crops]))
+    res = dict(voice_batched=tv, voice_reference=tvr, voice_speedup=tvr / tv, voice_max_diff=float(np.abs(v - vr).max()),
+               face_batched=tf, face_reference=tfr, face_speedup=tfr / tf, face_max_diff=float(np.abs(f - fr).max()))
+    if verbose:
+        print(f'Resemblyzer, {n} utterances: batched {tv:.2f} s, one at a time {tvr:.2f} s, x{tvr / tv:.1f} '
+              f'(max |diff| {res["voice_max_diff"]:.1e})')
+        print(f'dlib, {n} photos: batched {tf:.2f} s, one at a time {tfr:.2f} s, x{tfr / tf:.2f} '
+              f'(max |diff| {res["face_max_diff"]:.1e})')
+    return res
