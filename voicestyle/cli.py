@@ -184,7 +184,7 @@ def cmd_judge_real(a):
     from voicestyle.real_judges import judge_folder, DlibConfig
     from voicestyle.judge import judge_summary
     report = judge_folder(a.faces, _scan(a.data, a.layout), a.photos_per_identity, DlibConfig(no_face=a.no_face),
-                          voices=a.voices, baseline=a.baseline)
+                          voices=a.voices, baseline=a.baseline, progress=True)
     report.to_csv(Path(a.faces) / 'judge_real.csv', index=False)
     print(judge_summary(report).round(3).to_string())
     print(f"written to {Path(a.faces) / 'judge_real.csv'}; dlib's counts per image set: {report.attrs['dlib_reports']}")

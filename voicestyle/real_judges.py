@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 from PIL import Image
+from tqdm.auto import tqdm
 
 from .data import FaceError, Manifest, load_audio
 from .evaluation import generation_report
@@ -106,11 +107,11 @@ class DlibFaceJudge:
         rects = [getattr(d, 'rect', d) for d in found]                   # the CNN detector wraps its rectangles
         return max(rects, key=lambda r: r.area()) if rects else None
 
-    def embed(self, images) -> dict:
+    def embed(self, images, progress: bool = False) -> dict:
         "`embedding [B, 128]` float32 (NaN rows: skipped), `found [B]` (a face was detected), `report` (counts)."
         report = Counter()
         arrays, shapes, keep, found = [], [], [], []
-        for im in images:
+        for im in tqdm(images, desc='dlib: find and align faces', disable=not progress, leave=False):
             if isinstance(im, (str, Path)): a, how = read_rgb(im), None
             else: a, how = as_rgb_uint8(im)
             if how: report[how] += 1
@@ -200,14 +201,14 @@ def same_person_rate(gen_emb, gen_ids, real_emb, real_ids, threshold: float = DL
 
 def score_generation_real(face_judge: DlibFaceJudge, generated_images, voice_identities, real_images, real_identities,
                           real_gender=None, baseline_images=None, voice_embeddings=None, method: str = 'generated',
-                          baseline: str = 'baseline', trials: int = 10, seed: int = 0) -> pd.DataFrame:
+                          baseline: str = 'baseline', trials: int = 10, seed: int = 0, progress: bool = False) -> pd.DataFrame:
     "Section 9 figures of generated faces against real photos, judged by dlib (+ Resemblyzer consistency); tidy table."
     vid, rid = np.asarray(voice_identities, dtype=object), np.asarray(real_identities, dtype=object)
     if len(generated_images) != len(vid): raise ValueError(f'{len(generated_images)} generated images but {len(vid)} voice identities')
     if len(real_images) != len(rid): raise ValueError(f'{len(real_images)} real images but {len(rid)} real identities')
     missing = sorted(set(vid) - set(rid))
     if missing: raise ValueError(f'{len(missing)} voice identities have no real photo, e.g. {missing[:3]}')
-    real = face_judge.embed(real_images)
+    real = face_judge.embed(real_images, progress)
     ok_real = ~torch.isnan(real['embedding']).any(1)
     rgender = None if real_gender is None else np.asarray(real_gender, dtype=object)[ok_real.numpy()]
     if rgender is not None and pd.Series(rgender).groupby(rid[ok_real.numpy()]).first().value_counts().max() < 2:
@@ -216,7 +217,7 @@ def score_generation_real(face_judge: DlibFaceJudge, generated_images, voice_ide
     out, reports = [], {'real photos': real['report']}
     for name, images in runs:
         if len(images) != len(vid): raise ValueError(f'{name}: {len(images)} images for {len(vid)} voices')
-        gen = face_judge.embed(images)
+        gen = face_judge.embed(images, progress)
         reports[name] = gen['report']
         ok = ~torch.isnan(gen['embedding']).any(1)
         ge, gi = gen['embedding'][ok], vid[ok.numpy()]
@@ -237,7 +238,7 @@ def score_generation_real(face_judge: DlibFaceJudge, generated_images, voice_ide
 FACES_CSV = 'faces.csv'   # written by `voicestyle generate`: columns image (relative to the folder), wav
 
 def judge_folder(faces_dir, manifest: Manifest, photos_per_identity: int = 4, cfg: DlibConfig | None = None,
-                 voices: bool = False, baseline=None, trials: int = 10, seed: int = 0) -> pd.DataFrame:
+                 voices: bool = False, baseline=None, trials: int = 10, seed: int = 0, progress: bool = False) -> pd.DataFrame:
     "`score_generation_real` of the faces listed in `faces_dir/faces.csv` against the real frames of their voices' owners."
     faces_dir = Path(faces_dir)
     if not (faces_dir / FACES_CSV).is_file():
@@ -262,7 +263,7 @@ def judge_folder(faces_dir, manifest: Manifest, photos_per_identity: int = 4, cf
     return score_generation_real(DlibFaceJudge(cfg), [faces_dir / i for i in listing.image], ids,
                                  [manifest.root / f for f in photos.faces], photos.identity.to_numpy(),
                                  real_gender=photos.gender.to_numpy(), baseline_images=base, voice_embeddings=voice_emb,
-                                 trials=trials, seed=seed)
+                                 trials=trials, seed=seed, progress=progress)
 
 # %% ../nbs/08b_real_judges.ipynb #af7de101
 def benchmark_judges(n: int = 32, seed: int = 0, verbose: bool = True) -> dict:
