@@ -6,8 +6,8 @@
 __all__ = ['TOYVOX_PRESETS', 'NATIONALITIES', 'HAIR_STYLES', 'BEARDS', 'HAIR_COLOURS', 'EYE_COLOURS', 'SHARED_ATTRS',
            'ANCESTRY_ATTRS', 'ToyVoxConfig', 'toyvox_config', 'nationality_of', 'sample_identities', 'voice_params',
            'synth_voice', 'measure_voice', 'voice_session', 'apply_session', 'face_params', 'face_session',
-           'face_expressions', 'render_faces', 'video_audio', 'video_frames', 'make_toyvox', 'toyvox_stats',
-           'load_truth', 'deviate_pairs', 'shared_attributes', 'observation_noise', 'matching_ceiling']
+           'face_expressions', 'render_faces', 'shared_condition', 'video_audio', 'video_frames', 'make_toyvox',
+           'toyvox_stats', 'load_truth', 'deviate_pairs', 'shared_attributes', 'observation_noise', 'matching_ceiling']
 
 # %% ../nbs/01_toyvox.ipynb #8ede6ac5
 import json, shutil, time, zlib
@@ -36,6 +36,7 @@ class ToyVoxConfig:
     ancestry: bool = False             # a third shared attribute: ancestry shapes the accent and the face
     voice_ancestry_noise: float = 1.0  # std of (accent reading - true ancestry), per ancestry axis
     face_ancestry_noise: float = 0.7   # std of (face reading - true ancestry), per ancestry axis
+    shared_session: float = 0.0        # 0..1: how much of a video's recording condition its audio and frames share
     snr_db: tuple = (5.0, 30.0)        # background noise SNR range per video
     rt60: tuple = (0.08, 0.6)          # reverberation time range per video, seconds
     jpeg_quality: int = 92
@@ -56,10 +57,13 @@ TOYVOX_PRESETS = dict(
     # the same, with ancestry shared between accent and face: more of an identity is visible in both modalities
     vox_ancestry=dict(n_identities=1500, videos_per_identity=6, utterances_per_video=2, frames_per_video=2, seconds=2.0,
                       ancestry=True),
+    # the same, with each video's recording condition shared by its audio and frames: a same-video shortcut
+    vox_shared=dict(n_identities=1500, videos_per_identity=6, utterances_per_video=2, frames_per_video=2, seconds=2.0,
+                    shared_session=1.0),
 )
 
 def toyvox_config(preset='small', **overrides) -> ToyVoxConfig:
-    "The `ToyVoxConfig` of a named preset ('tiny' | 'small' | 'wide' | 'large' | 'xl' | 'xxl' | 'vox' | 'vox_ancestry' | 'full'), with field overrides."
+    "The `ToyVoxConfig` of a named preset ('tiny' | 'small' | 'wide' | 'large' | 'xl' | 'xxl' | 'vox' | 'vox_ancestry' | 'vox_shared' | 'full'), with field overrides."
     if isinstance(preset, ToyVoxConfig): return replace(preset, **overrides)
     if preset not in TOYVOX_PRESETS: raise ValueError(f"unknown ToyVox preset {preset!r}: use one of {list(TOYVOX_PRESETS)}")
     return ToyVoxConfig(**{**TOYVOX_PRESETS[preset], **overrides})
@@ -368,7 +372,7 @@ class _one_thread:
     def __enter__(self): self.n = torch.get_num_threads(); torch.set_num_threads(1)
     def __exit__(self, *exc): torch.set_num_threads(self.n)
 
-def voice_session(rng: np.random.Generator, cfg: ToyVoxConfig = None) -> dict:
+def voice_session(rng: np.random.Generator, cfg: ToyVoxConfig = None, shared: np.ndarray | None = None) -> dict:
     "Recording conditions of one video: channel EQ + room reverb (one impulse response), noise colour/SNR, level."
     cfg = cfg or ToyVoxConfig()
     sr = cfg.sample_rate
@@ -376,6 +380,11 @@ def voice_session(rng: np.random.Generator, cfg: ToyVoxConfig = None) -> dict:
              eq_gain=rng.uniform(-8, 8), eq_q=rng.uniform(0.7, 2.0), rt60=rng.uniform(*cfg.rt60),
              wet=rng.uniform(0.05, 0.6), noise_beta=rng.uniform(0, 2), hum=bool(rng.uniform() < 0.2),
              hum_f0=float(rng.choice([50., 60.])), snr=rng.uniform(*cfg.snr_db), peak=rng.uniform(0.3, 0.9))
+    if shared is not None:                    # the video's shared condition: EQ colour, bandwidth and SNR follow it
+        w, (c0, c1) = cfg.shared_session, shared
+        lo, hi = cfg.snr_db
+        s.update(eq_gain=(1 - w) * s['eq_gain'] + w * 8 * c0, lp=(1 - w) * s['lp'] + w * (5500 + 2100 * c1),
+                 snr=(1 - w) * s['snr'] + w * ((lo + hi) / 2 + (hi - lo) / 2 * c1))
     # channel: impulse response of a biquad cascade (high-pass, low-pass, one peaking EQ band)
     # room: exponentially decaying noise tail after the direct path
     t = np.arange(int(s['rt60'] * sr)) / sr
@@ -467,8 +476,13 @@ def face_params(row) -> dict:
         glasses_col=_hsv(rng.uniform(), rng.uniform(0, 0.6), rng.uniform(0.05, 0.5))))
 
 # %% ../nbs/01_toyvox.ipynb #b1296334
-def face_session(rng: np.random.Generator | None = None) -> dict:
+def face_session(rng: np.random.Generator | None = None, shared: np.ndarray | None = None, strength: float = 1.0) -> dict:
     "Filming conditions of one video: background, lighting, head pose, camera colour (`None`: neutral, frontal)."
+    if shared is not None:                    # the video's shared condition: colour cast and exposure follow it
+        s = face_session(rng)
+        t = (1 - strength) * (s['tint'][0] - 1) / 0.08 + strength * shared[0]
+        return _f32({**s, 'tint': np.array([1 + 0.08 * t, 1.0, 1 - 0.08 * t]),
+                     'gain': (1 - strength) * s['gain'] + strength * (1.025 + 0.175 * shared[1])})
     if rng is None:
         return _f32(dict(bg1=np.full(3, 0.6), bg2=np.full(3, 0.5), bg_angle=np.pi / 2, blobs=np.zeros((0, 6)),
                          light=np.array([0.0, -0.3, 1.0]), ambient=0.5, gain=1.0, tint=np.ones(3), roll=0.0, yaw=0.0,
@@ -773,10 +787,15 @@ def _video_ids(i, n, seed):
 
 def _index(row, cfg): return int(row['identity'][2:]) - cfg.first_id
 
+def shared_condition(i: int, v: int, cfg: ToyVoxConfig, seed=0) -> np.ndarray | None:
+    "The recording condition [2] in [-1, 1]² that video `v` of identity index `i` shares across audio and frames (None when off)."
+    if not cfg.shared_session: return None
+    return np.random.default_rng([seed, i, 7, v]).uniform(-1, 1, 2)      # its own stream: other draws unchanged
+
 def video_audio(row, v: int, cfg: ToyVoxConfig, seed=0) -> np.ndarray:
     "The utterances [utterances_per_video, seconds*sample_rate] of video `v` of identity `row`, as written to disk."
     i = _index(row, cfg)
-    vs = voice_session(np.random.default_rng([seed, i, 2, v]), cfg)
+    vs = voice_session(np.random.default_rng([seed, i, 2, v]), cfg, shared_condition(i, v, cfg, seed))
     vp = voice_params(row)
     out = []
     for u in range(cfg.utterances_per_video):
@@ -787,7 +806,8 @@ def video_audio(row, v: int, cfg: ToyVoxConfig, seed=0) -> np.ndarray:
 def video_frames(row, v: int, cfg: ToyVoxConfig, seed=0):
     "The frames uint8 [frames_per_video, S, S, 3] of video `v` of identity `row` and their frame numbers."
     rf = np.random.default_rng([seed, _index(row, cfg), 4, v])
-    fs = face_session(rf)
+    shared = shared_condition(_index(row, cfg), v, cfg, seed)
+    fs = face_session(rf) if shared is None else face_session(rf, shared, cfg.shared_session)
     ims = render_faces(face_params(row), fs, face_expressions(rf, cfg.frames_per_video, fs), cfg.face_size, cfg.supersample)
     ims = np.clip(ims + rf.normal(0, 2.0, ims.shape), 0, 255).astype(np.uint8)          # sensor noise
     frame_no = int(rf.integers(0, 4000)) * 25 + 25 * np.cumsum(rf.integers(1, 8, len(ims)))
@@ -850,7 +870,8 @@ def make_toyvox(root, preset='small', seed=0, workers=2, overwrite=False, **over
     marker = root / 'toyvox.json'
     if marker.exists():
         have = json.loads(marker.read_text())
-        if dict(config=have['config'], seed=have['seed']) == json.loads(json.dumps(want)) and not overwrite: return root
+        have_cfg = {**json.loads(json.dumps(asdict(ToyVoxConfig()))), **have['config']}   # fields added later: defaults
+        if dict(config=have_cfg, seed=have['seed']) == json.loads(json.dumps(want)) and not overwrite: return root
     present = [f for f in _TOYVOX_FILES if (root / f).exists()]
     if present and not overwrite:
         raise FileExistsError(f"{root}: already holds {present} from another ToyVox (or other data); "
