@@ -373,7 +373,7 @@ class _one_thread:
     def __exit__(self, *exc): torch.set_num_threads(self.n)
 
 def voice_session(rng: np.random.Generator, cfg: ToyVoxConfig = None, shared: np.ndarray | None = None) -> dict:
-    "Recording conditions of one video: channel EQ + room reverb (one impulse response), noise colour/SNR, level."
+    "Recording conditions of one video: channel EQ + room reverb (one impulse response), noise colour/SNR, level (+ `shared_condition`)."
     cfg = cfg or ToyVoxConfig()
     sr = cfg.sample_rate
     s = dict(hp=rng.uniform(50, 300), lp=rng.uniform(3400, 7600), eq_f=rng.uniform(300, 3500),
@@ -477,7 +477,7 @@ def face_params(row) -> dict:
 
 # %% ../nbs/01_toyvox.ipynb #b1296334
 def face_session(rng: np.random.Generator | None = None, shared: np.ndarray | None = None, strength: float = 1.0) -> dict:
-    "Filming conditions of one video: background, lighting, head pose, camera colour (`None`: neutral, frontal)."
+    "Filming conditions of one video: background, lighting, head pose, camera colour (`None`: neutral, frontal; + `shared_condition`)."
     if shared is not None:                    # the video's shared condition: colour cast and exposure follow it
         s = face_session(rng)
         t = (1 - strength) * (s['tint'][0] - 1) / 0.08 + strength * shared[0]
