@@ -213,23 +213,24 @@ def score_generation_real(face_judge: DlibFaceJudge, generated_images, voice_ide
     rgender = None if real_gender is None else np.asarray(real_gender, dtype=object)[ok_real.numpy()]
     if rgender is not None and pd.Series(rgender).groupby(rid[ok_real.numpy()]).first().value_counts().max() < 2:
         rgender = None                                                  # G needs two people of one gender
+    re, ri = real['embedding'][ok_real], rid[ok_real.numpy()]
     runs = [(method, generated_images)] + ([(baseline, baseline_images)] if baseline_images is not None else [])
     out, reports = [], {'real photos': real['report']}
     for name, images in runs:
-        if len(images) != len(vid): raise ValueError(f'{name}: {len(images)} images for {len(vid)} voices')
-        gen = face_judge.embed(images, progress)
+        single = isinstance(images, (str, Path)) or getattr(images, 'ndim', 4) <= 3   # one image for every voice
+        if not single and len(images) != len(vid): raise ValueError(f'{name}: {len(images)} images for {len(vid)} voices')
+        gen = face_judge.embed([images] if single else images, progress)     # a single image is judged once
         reports[name] = gen['report']
-        ok = ~torch.isnan(gen['embedding']).any(1)
-        ge, gi = gen['embedding'][ok], vid[ok.numpy()]
-        re, ri = real['embedding'][ok_real], rid[ok_real.numpy()]
+        emb = gen['embedding'].expand(len(vid), -1) if single else gen['embedding']
+        ok = ~torch.isnan(emb).any(1)
+        ge, gi = emb[ok], vid[ok.numpy()]
         if len(ge) == 0: raise ValueError(f'{name}: dlib found no usable face in any image ({gen["report"]})')
         ve = None if voice_embeddings is None else torch.as_tensor(voice_embeddings)[ok]
         rep = generation_report(ge, gi, re, ri, real_gender=rgender, trials=trials, seed=seed, voice_emb=ve, method=name)
         hit, chance = same_person_rate(ge, gi, re, ri)
         extra = [('verification', 'U', f'dlib_same_person@{DLIB_SAME_PERSON}', hit, chance, len(ge))]
         extra = pd.DataFrame(extra, columns=['task', 'protocol', 'metric', 'value', 'chance', 'n']).assign(method=name)
-        out.append(pd.concat([rep, extra], ignore_index=True).assign(
-            skipped=sum(v for k, v in gen['report'].items() if 'skipped' in k)))
+        out.append(pd.concat([rep, extra], ignore_index=True).assign(skipped=int((~ok).sum())))
     table = pd.concat(out, ignore_index=True)
     table.attrs['dlib_reports'] = reports                                 # what dlib converted, boxed whole or skipped
     return table
@@ -259,10 +260,9 @@ def judge_folder(faces_dir, manifest: Manifest, photos_per_identity: int = 4, cf
     voice_emb = None
     if voices:
         voice_emb = ResemblyzerVoiceJudge().embed([load_audio(w) for w in wavs])['embedding']
-    base = None if baseline is None else [baseline] * len(listing)
     return score_generation_real(DlibFaceJudge(cfg), [faces_dir / i for i in listing.image], ids,
                                  [manifest.root / f for f in photos.faces], photos.identity.to_numpy(),
-                                 real_gender=photos.gender.to_numpy(), baseline_images=base, voice_embeddings=voice_emb,
+                                 real_gender=photos.gender.to_numpy(), baseline_images=baseline, voice_embeddings=voice_emb,
                                  trials=trials, seed=seed, progress=progress)
 
 # %% ../nbs/08b_real_judges.ipynb #af7de101
