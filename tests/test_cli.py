@@ -75,10 +75,19 @@ def test_generate_then_judge_real(toyvox, tmp_path):
     from voicestyle.data import scan_voxceleb1
     clips = scan_voxceleb1(toyvox).clips.drop_duplicates('identity').head(3)
     out = tmp_path / 'faces'
-    vs('generate', *[toyvox / a for a in clips.audio], '--out', out, '--bank', ASSETS / 'latent_bank_toyvox.pt',
-       '--steps', '2')
+    import numpy as np, soundfile as sf
+    sf.write(tmp_path / 'silent.wav', np.zeros(16000, np.float32), 16000)
+    (tmp_path / 'voices.txt').write_text('\n'.join(str(toyvox / a) for a in clips.audio[1:]) + '\n')
+    args = ['generate', toyvox / clips.audio.iloc[0], tmp_path / 'silent.wav', '--list', tmp_path / 'voices.txt',
+            '--out', out, '--bank', ASSETS / 'latent_bank_toyvox.pt', '--steps', '2', '--batch-size', '2']
+    r = vs(*args)
     listing = pd.read_csv(out / 'faces.csv')
     assert len(listing) == 3 and all((out / i).exists() for i in listing.image)
+    assert "skipped 1 voices {'silent': 1}" in r.stdout and pd.read_csv(out / 'skipped.csv').reason.tolist() == ['silent']
+    r = vs(*args)                                                # the same job again: found done, nothing redone
+    assert '2 of 2 batches were already done' in r.stdout
+    r = vs(*args[:-1], '3', ok=False)                            # another job in the same folder is refused
+    assert r.returncode == 2 and 'another generate job' in r.stderr
     r = vs('judge-real', out, toyvox, '--photos-per-identity', '2', '--voices')
     report = pd.read_csv(out / 'judge_real.csv')
     assert {'R@1', 'acc_1:2', 'dlib_same_person@0.6', 'voice_face_spearman'} <= set(report.metric)

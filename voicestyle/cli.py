@@ -168,17 +168,17 @@ def load_pipeline(cmpc:str|None=None, generator:str|None=None, bank:str|None=Non
     return VoiceToFace(ck.voice, ck.face, ck.config, G, lb, cfg)
 
 def cmd_generate(a):
-    from voicestyle.generate import GenerateConfig
-    from voicestyle.stylegan import save_image_grid
+    from voicestyle.generate import GenerateConfig, collect_audio, generate_folder, SKIPPED_LIST
+    voices = collect_audio(a.wav + ([l.strip() for l in Path(a.list).read_text().splitlines() if l.strip()] if a.list else []))
+    if not voices: raise ValueError('no voices: give wav files, folders of them, or --list FILE')
     bm = _scan(a.bank_data).subset(splits=[1]) if a.bank_data else None
     v2f = load_pipeline(a.cmpc, a.generator, a.bank, bm, GenerateConfig(steps=a.steps))
-    res = v2f(a.wav, progress=True)
-    out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
-    names = [f'{Path(w).stem}_{i:03d}.png' for i, w in enumerate(a.wav)]
-    for name, img in zip(names, res['images']): save_image_grid(img[None], out / name)
-    pd.DataFrame({'image': names, 'wav': [str(Path(w).resolve()) for w in a.wav],
-                  'cosine': res['cosine'].tolist()}).to_csv(out / 'faces.csv', index=False)   # read by judge-real
-    print(f"{len(a.wav)} faces written to {out} (listed in faces.csv); cosine(voice, face) {res['cosine'].mean():.3f}")
+    job = {k: str(Path(v).resolve()) if v else None for k, v in dict(cmpc=a.cmpc, generator=a.generator, bank=a.bank).items()}
+    res = generate_folder(v2f, voices, a.out, batch_size=a.batch_size, start=a.start, job=job)
+    sk = res.attrs['skipped']
+    print(f"{len(res)} faces in {a.out} (listed in faces.csv; {res.attrs['resumed']} of {res.attrs['batches']} batches "
+          f"were already done); cosine(voice, face) {res.cosine.mean():.3f}"
+          + (f"; skipped {sum(sk.values())} voices {sk}, listed in {SKIPPED_LIST}" if sk else ''))
 
 def cmd_judge_real(a):
     from voicestyle.real_judges import judge_folder, DlibConfig
@@ -365,8 +365,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('faces'); s.add_argument('out'); s.add_argument('--kimg', type=float)
     s.add_argument('--threads', type=int, help='torch CPU threads (1 reproduces the shipped generator exactly)')
     s.set_defaults(fn=cmd_stylegan_train)
-    s = sub.add_parser('generate', help='voices (wav files) to faces')
-    s.add_argument('wav', nargs='+'); s.add_argument('--out', default='faces')
+    s = sub.add_parser('generate', help='voices (audio files or folders of them) to faces; resumes an interrupted run')
+    s.add_argument('wav', nargs='*', help='audio files, or folders searched recursively'); s.add_argument('--out', default='faces')
+    s.add_argument('--list', help='a text file naming one audio file per line (added to the positional ones)')
+    s.add_argument('--batch-size', type=int, default=32, help='voices optimised at once (fixed batches: a resumed run matches)')
+    s.add_argument('--start', choices=['prototype', 'mean'], default='prototype',
+                   help="start from the voice's face prototypes (the method) or the mean latent (the baseline)")
     s.add_argument('--cmpc'); s.add_argument('--generator'); s.add_argument('--bank', help='latent bank file (made if missing)')
     s.add_argument('--bank-data', help='dataset whose split-1 faces build the latent bank'); s.add_argument('--steps', type=int, default=100)
     s.set_defaults(fn=cmd_generate)

@@ -16,9 +16,10 @@ from tqdm.auto import tqdm
 from .clustering import run_kmeans
 
 # %% auto #0
-__all__ = ['BANK_FORMAT', 'encode_generated', 'projector_lr', 'noise_regularization', 'normalize_noise_', 'GenerateConfig',
-           'frozen', 'optimize_latents', 'w_spread', 'invert_faces', 'LatentBank', 'start_latents', 'middle_frames',
-           'build_latent_bank', 'VoiceToFace']
+__all__ = ['BANK_FORMAT', 'GENERATE_JOB', 'FACES_LIST', 'SKIPPED_LIST', 'encode_generated', 'projector_lr',
+           'noise_regularization', 'normalize_noise_', 'GenerateConfig', 'frozen', 'optimize_latents', 'w_spread',
+           'invert_faces', 'LatentBank', 'start_latents', 'middle_frames', 'build_latent_bank', 'VoiceToFace',
+           'collect_audio', 'generate_folder']
 
 # %% ../nbs/07_generate.ipynb #3143fd26
 def encode_generated(face_enc:torch.nn.Module, images:torch.Tensor, face_size:int) -> torch.Tensor:
@@ -255,3 +256,67 @@ class VoiceToFace:
         dev = self.G.mapping.w_avg.device
         out = optimize_latents(self.G, self.face_enc, self.model_cfg.face_size, v.to(dev), w0.to(dev), self.cfg, progress)
         return dict(out, start_w=w0, voice_emb=v)
+
+# %% ../nbs/07_generate.ipynb #a7fabbe0
+import json
+import pandas as pd
+from collections import Counter
+from .data import AUDIO_EXTS, DataError
+
+GENERATE_JOB, FACES_LIST, SKIPPED_LIST = 'generate.json', 'faces.csv', 'skipped.csv'
+
+def collect_audio(paths) -> list[Path]:
+    "Audio files named by `paths`: files as given, folders searched recursively for `AUDIO_EXTS` (sorted)."
+    out = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(f for f in p.rglob('*') if f.is_file() and f.suffix.lower() in AUDIO_EXTS)
+            if not found: raise FileNotFoundError(f'{p}: folder holds no audio files ({", ".join(AUDIO_EXTS)})')
+            out += found
+        elif p.exists(): out.append(p)
+        else: raise FileNotFoundError(f'{p}: no such file or folder')
+    return out
+
+def _write_text_atomic(path:Path, text:str):
+    tmp = path.with_name(path.name + '.tmp'); tmp.write_text(text); os.replace(tmp, path)
+
+def _open_job(out:Path, job:dict):
+    "Record `job` in out/generate.json, or check that the one there is the same."
+    f = out / GENERATE_JOB
+    if f.exists():
+        old = json.loads(f.read_text())
+        if old != job:
+            diff = sorted(k for k in set(old) | set(job) if old.get(k) != job.get(k))
+            raise ValueError(f'{out} holds another generate job (differs in {diff}); use another output folder')
+    else: _write_text_atomic(f, json.dumps(job, indent=1))
+
+def generate_folder(v2f:VoiceToFace, voices, out, batch_size:int=32, start:str='prototype', job:dict|None=None,
+                    progress:bool=True) -> pd.DataFrame:
+    "Faces for many voice files into `out` (PNGs, faces.csv) in fixed batches; resumes; unusable voices skipped and listed."
+    from voicestyle.stylegan import save_image_grid
+    if batch_size < 1: raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    wavs = [str(Path(v).resolve()) for v in voices]
+    if not wavs: raise ValueError('no voices to generate from')
+    _open_job(out, dict(voices=wavs, batch_size=batch_size, start=start, config=asdict(v2f.cfg), **(job or {})))
+    names = [f'{Path(w).stem}_{i:03d}.png' for i, w in enumerate(wavs)]
+    ok, skipped = [], []
+    for i, w in enumerate(wavs):
+        try: load_audio(w, v2f.audio_cfg.sample_rate); ok.append(i)
+        except DataError as e: skipped.append((w, e.reason, str(e)))
+    _write_text_atomic(out / SKIPPED_LIST, pd.DataFrame(skipped, columns=['wav', 'reason', 'error']).to_csv(index=False))
+    listing = pd.read_csv(out / FACES_LIST) if (out / FACES_LIST).exists() else pd.DataFrame(columns=['image', 'wav', 'cosine'])
+    done = set(listing.image)
+    batches = [ok[j:j + batch_size] for j in range(0, len(ok), batch_size)]
+    todo = [b for b in batches if not all(names[i] in done for i in b)]
+    for b in tqdm(todo, disable=not progress or len(todo) < 2, desc='voice batches'):
+        res = v2f([wavs[i] for i in b], start=start, progress=progress and len(todo) == 1)
+        for i, img in zip(b, res['images']): save_image_grid(img[None].cpu(), out / names[i])
+        new = pd.DataFrame({'image': [names[i] for i in b], 'wav': [wavs[i] for i in b], 'cosine': res['cosine'].tolist()})
+        kept = listing[~listing.image.isin(new.image)]
+        listing = pd.concat([kept, new], ignore_index=True) if len(kept) else new
+        _write_text_atomic(out / FACES_LIST, listing.to_csv(index=False))
+    listing = listing.set_index('image').loc[[names[i] for i in ok]].reset_index()    # input order
+    listing.attrs.update(skipped=dict(Counter(r for _, r, _ in skipped)), resumed=len(batches) - len(todo),
+                         batches=len(batches))
+    return listing
