@@ -36,6 +36,23 @@ def test_train_resume_evaluate(toyvox, tmp_path):
     assert r.returncode == 2 and 'another TrainConfig' in r.stderr
     r = vs('evaluate', final, toyvox, '--split', '4', '--trials', '100', '--out', tmp_path / 'res.csv')
     assert 'matching' in r.stdout and (tmp_path / 'res.csv').exists()
+    # given lists, in the official formats: the same figures as lists drawn in-process
+    import warnings
+    import pandas as pd
+    from voicestyle.data import scan_voxceleb1
+    from voicestyle.evaluation import make_protocols, tables_from_clips, write_protocols
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        lists = make_protocols(*tables_from_clips(scan_voxceleb1(toyvox).subset(splits=[4]).clips), 100, 100, seed=0)
+    write_protocols(lists, tmp_path / 'lists')
+    r = vs('evaluate', final, toyvox, '--lists', tmp_path / 'lists', '--out', tmp_path / 'res_lists.csv')
+    assert 'lists resolved' in r.stdout
+    key = ['task', 'direction', 'protocol', 'metric']
+    a, b = (pd.read_csv(tmp_path / f).set_index(key).value.sort_index() for f in ('res.csv', 'res_lists.csv'))
+    assert (a - b).abs().max() < 1e-6
+    # the shipped VoxCeleb1 lists name people ToyVox does not have: a one-line error, not a crash
+    r = vs('evaluate', final, toyvox, '--lists', 'voxceleb1', ok=False)
+    assert r.returncode == 2 and 'rows resolves against' in r.stderr and 'Traceback' not in r.stderr
 
 def test_wrong_checkpoint_is_a_clear_error(toyvox, tmp_path):
     bad = tmp_path / 'bad.pt'

@@ -74,8 +74,16 @@ def cmd_evaluate(a):
     from voicestyle.train import evaluate_encoders
     from voicestyle.evaluation import format_results
     ck = load_checkpoint(a.checkpoint)
-    m = _scan(a.data, a.layout).subset(splits=[a.split])
-    res = evaluate_encoders(ck.voice, ck.face, ck.config, m, a.trials)
+    if a.lists:
+        from voicestyle.train import evaluate_on_lists
+        lists = Path(a.lists)
+        if not lists.is_dir() and a.lists == 'voxceleb1': lists = ASSETS / 'protocols' / 'voxceleb1'   # the shipped files
+        res = evaluate_on_lists(ck.voice, ck.face, ck.config, _scan(a.data, a.layout), lists, strict=a.strict)
+        print('lists resolved against the data (rows kept, dropped by reason):')
+        print(res.attrs['resolution'].to_string(index=False))
+    else:
+        m = _scan(a.data, a.layout).subset(splits=[a.split])
+        res = evaluate_encoders(ck.voice, ck.face, ck.config, m, a.trials)
     print(format_results(res))
     if a.out: res.to_csv(a.out, index=False); print('results written to', a.out)
 
@@ -336,9 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
         elif f.type in ('bool', bool): s.add_argument(f'--{f.name.replace("_", "-")}', action='store_true', default=None)
         else: s.add_argument(f'--{f.name.replace("_", "-")}', type={'int': int, 'float': float}.get(str(f.type), str))
     s.set_defaults(fn=cmd_train)
-    s = sub.add_parser('evaluate', help='association protocols of a CMPC checkpoint on one split')
+    s = sub.add_parser('evaluate', help='association protocols of a CMPC checkpoint: lists drawn from one split, or given lists')
     s.add_argument('checkpoint'); s.add_argument('data'); s.add_argument('--layout', default='voxceleb1')
     s.add_argument('--split', type=int, default=4); s.add_argument('--trials', type=int, default=2000); s.add_argument('--out')
+    s.add_argument('--lists', help="a folder of protocol list files (official or written by write_protocols), or 'voxceleb1' "
+                                   'for the shipped VoxCeleb1 files; replaces --split/--trials')
+    s.add_argument('--strict', action='store_true', help='with --lists: refuse rows whose files the data lacks (default: drop and count them)')
     s.set_defaults(fn=cmd_evaluate)
     s = sub.add_parser('experiment', help='CMPC vs instance-only baseline over seeds, with ToyVox ceilings')
     s.add_argument('data'); s.add_argument('out'); s.add_argument('--layout', default='voxceleb1')

@@ -18,8 +18,8 @@ from tqdm.auto import tqdm
 # %% auto #0
 __all__ = ['TRAIN_PRESETS', 'METHODS', 'lr_at', 'TrainConfig', 'train_config', 'epoch_batches', 'gather', 'CMPCModel',
            'setup_distributed', 'embed_manifest', 'validation_lists', 'read_metrics', 'prototype_purity', 'train',
-           'plot_metrics', 'evaluate_encoders', 'method_config', 'run_experiment', 'benchmark_training',
-           'export_encoders']
+           'plot_metrics', 'evaluate_encoders', 'resolve_lists', 'evaluate_on_lists', 'method_config', 'run_experiment',
+           'benchmark_training', 'export_encoders']
 
 # %% ../nbs/05_train.ipynb #4e622faf
 def lr_at(step:int, total_steps:int, peak:float=5e-3, floor:float=1e-4, warmup_steps:int=0) -> float:
@@ -376,6 +376,44 @@ def evaluate_encoders(voice_enc, face_enc, model_cfg:CMPCModelConfig, manifest:M
         lists = make_protocols(*tables_from_clips(manifest.clips), n_matching=n_trials, n_verification=n_trials,
                                seed=list_seed)
     return evaluate_association(ve, fe, lists, **tags)
+
+# %% ../nbs/05_train.ipynb #059ca1de
+from .data import ProtocolError, resolve_protocol
+from .evaluation import load_protocol_lists
+
+def resolve_lists(lists:dict, manifest:Manifest, strict:bool=False) -> tuple[dict, 'pd.DataFrame']:
+    "(lists with every path replaced by the manifest's, a per-list report of rows kept and dropped by reason)."
+    import pandas as pd
+    out, report = {}, []
+    for name, df in lists.items():
+        r = resolve_protocol(df, manifest, strict=strict)
+        t, cols = r.table, [c for c in df.columns if f'{c}_path' in r.table.columns]
+        kept = df.reset_index(drop=True)[t.resolved.to_numpy()].copy()
+        for c in cols: kept[c] = t.loc[t.resolved, f'{c}_path'].to_numpy()
+        kept.attrs = dict(df.attrs)
+        if len(kept) == 0:
+            raise ProtocolError(f'list {name!r}: none of its {len(df)} rows resolves against {manifest.root} '
+                                f'(unresolved paths by reason: {r.counts})')
+        out[name] = kept.reset_index(drop=True)
+        dropped = r.unresolved.drop_duplicates('row').reason.value_counts().to_dict()   # one reason per dropped row
+        report.append(dict(list=name, rows=len(df), kept=len(kept), **{f'dropped_{k}': v for k, v in dropped.items()}))
+    return out, pd.DataFrame(report).fillna(0)
+
+def evaluate_on_lists(voice_enc, face_enc, model_cfg:CMPCModelConfig, manifest:Manifest, lists, strict:bool=False,
+                      n_crops:int=5, **tags) -> 'pd.DataFrame':
+    "Association results on given protocol lists (a folder or a dict), resolved against `manifest`; `attrs['resolution']`."
+    import pandas as pd
+    lists = load_protocol_lists(lists) if isinstance(lists, (str, Path)) else lists
+    resolved, report = resolve_lists(lists, manifest, strict)
+    paths = set().union(*(set(df[c]) for df in resolved.values() for c in df.columns if pd.api.types.is_string_dtype(df[c])))
+    clips, frames = manifest.clips, manifest.frames()
+    who = set(clips.identity[clips.audio.isin(paths)]) | set(frames.identity[frames.face.isin(paths)])
+    acfg = AudioConfig(n_mels=model_cfg.n_mels, crop_frames=model_cfg.crop_frames)
+    ve, fe = embed_manifest(voice_enc, face_enc, manifest.subset(identities=sorted(who)), acfg, model_cfg.face_size,
+                            n_crops=n_crops, flip=True)
+    res = evaluate_association(ve, fe, resolved, **tags)
+    res.attrs['resolution'] = report
+    return res
 
 # %% ../nbs/05_train.ipynb #e5c78035
 METHODS = {'cmpc': dict(instance_only=False),                              # the full method
