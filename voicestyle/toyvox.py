@@ -10,7 +10,7 @@ __all__ = ['TOYVOX_PRESETS', 'NATIONALITIES', 'HAIR_STYLES', 'BEARDS', 'HAIR_COL
            'toyvox_stats', 'load_truth', 'deviate_pairs', 'shared_attributes', 'observation_noise', 'matching_ceiling']
 
 # %% ../nbs/01_toyvox.ipynb #8ede6ac5
-import json, shutil, time, zlib
+import json, os, shutil, time, zlib
 from dataclasses import dataclass, asdict, replace
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -833,16 +833,25 @@ def _make_identity(job) -> dict:
             Image.fromarray(im).save(p, quality=cfg.jpeg_quality); nbytes += p.stat().st_size; njpg += 1
     return dict(identity=row['identity'], wav=nwav, jpg=njpg, bytes=nbytes)
 
+_PARTIAL, _DONE = 'toyvox.partial.json', '.toyvox_done'   # an unfinished make_toyvox: its settings, finished identities
+
+def _make_and_record(job) -> dict:
+    "`_make_identity`, then an atomic record of the finished identity (what an interrupted `make_toyvox` resumes from)."
+    res = _make_identity(job)
+    d = job[0] / _DONE; d.mkdir(exist_ok=True)
+    tmp = d / f".{res['identity']}.tmp"; tmp.write_text(json.dumps(res)); os.replace(tmp, d / f"{res['identity']}.json")
+    return res
+
 def _run_jobs(jobs, workers):
     "Run `_make_identity` over jobs on `workers` forked processes (static round-robin, so output is worker-independent)."
     import multiprocessing as mp, queue
     if workers <= 1 or len(jobs) < 2 or 'fork' not in mp.get_all_start_methods():
-        with _one_thread(): return [_make_identity(j) for j in jobs]   # one thread, as in the workers
+        with _one_thread(): return [_make_and_record(j) for j in jobs]   # one thread, as in the workers
     ctx = mp.get_context('fork')          # fork: the children inherit these functions, nothing is pickled but results
     q = ctx.Queue()
     def work(k):
         torch.set_num_threads(1)
-        try: q.put([_make_identity(j) for j in jobs[k::workers]])
+        try: q.put([_make_and_record(j) for j in jobs[k::workers]])
         except BaseException as e: q.put(RuntimeError(f"ToyVox worker {k} failed: {e!r}"))
     procs = [ctx.Process(target=work, args=(k,)) for k in range(min(workers, len(jobs)))]
     for p in procs: p.start()
@@ -863,25 +872,31 @@ def _run_jobs(jobs, workers):
 
 _TOYVOX_FILES = ('wav', 'unzippedFaces', 'vox1_meta.csv', 'identity_splits.txt', 'toyvox_truth.csv', 'toyvox.json')
 
+def _same_toyvox(have:dict, want:dict) -> bool:
+    "Whether a recorded {config, seed} is `want` (fields added to `ToyVoxConfig` later count as their defaults)."
+    have_cfg = {**json.loads(json.dumps(asdict(ToyVoxConfig()))), **have['config']}
+    return dict(config=have_cfg, seed=have['seed']) == json.loads(json.dumps(want))
+
 def make_toyvox(root, preset='small', seed=0, workers=2, overwrite=False, **overrides) -> Path:
-    "Write ToyVox in the VoxCeleb1 layout under `root` (skipped if the same preset and seed are already there)."
+    "Write ToyVox in the VoxCeleb1 layout under `root` (skipped if already there; an interrupted run resumes)."
     root, cfg = Path(root), toyvox_config(preset, **overrides)
     want = dict(config=asdict(cfg), seed=seed)
-    marker = root / 'toyvox.json'
-    if marker.exists():
-        have = json.loads(marker.read_text())
-        have_cfg = {**json.loads(json.dumps(asdict(ToyVoxConfig()))), **have['config']}   # fields added later: defaults
-        if dict(config=have_cfg, seed=have['seed']) == json.loads(json.dumps(want)) and not overwrite: return root
-    present = [f for f in _TOYVOX_FILES if (root / f).exists()]
-    if present and not overwrite:
-        raise FileExistsError(f"{root}: already holds {present} from another ToyVox (or other data); "
-                              "pass overwrite=True to replace them")
-    for f in present: shutil.rmtree(root / f) if (root / f).is_dir() else (root / f).unlink()
-    root.mkdir(parents=True, exist_ok=True)
+    marker, partial = root / 'toyvox.json', root / _PARTIAL
+    if marker.exists() and not overwrite and _same_toyvox(json.loads(marker.read_text()), want): return root
+    resume = partial.exists() and not overwrite and _same_toyvox(json.loads(partial.read_text()), want)
+    if not resume:
+        present = [f for f in _TOYVOX_FILES + (_PARTIAL, _DONE) if (root / f).exists()]
+        if present and not overwrite:
+            raise FileExistsError(f"{root}: already holds {present} from another ToyVox (or other data); "
+                                  "pass overwrite=True to replace them")
+        for f in present: shutil.rmtree(root / f) if (root / f).is_dir() else (root / f).unlink()
+        root.mkdir(parents=True, exist_ok=True)
+        partial.write_text(json.dumps(want, indent=1))
     t0 = time.time()
     truth = sample_identities(cfg, seed)
-    jobs = [(root, cfg, seed, r) for r in truth.to_dict('records')]
-    res = _run_jobs(jobs, workers)
+    done = {p.stem: json.loads(p.read_text()) for p in (root / _DONE).glob('*.json')} if resume else {}
+    jobs = [(root, cfg, seed, r) for r in truth.to_dict('records') if r['identity'] not in done]
+    res = list(done.values()) + _run_jobs(jobs, workers)   # a redone identity overwrites its half-written files
     meta = pd.DataFrame({'VoxCeleb1 ID': truth.identity, 'VGGFace1 ID': truth.name, 'Gender': truth.gender,
                          'Nationality': truth.nationality, 'Set': np.where(truth.split == 4, 'test', 'dev')})
     meta.to_csv(root / 'vox1_meta.csv', sep='\t', index=False)
@@ -889,8 +904,10 @@ def make_toyvox(root, preset='small', seed=0, workers=2, overwrite=False, **over
     truth.to_csv(root / 'toyvox_truth.csv', index=False)
     res = pd.DataFrame(res)
     stats = dict(seconds=round(time.time() - t0, 2), workers=workers, identities=len(truth), wav=int(res.wav.sum()),
-                 jpg=int(res.jpg.sum()), bytes=int(res.bytes.sum()) + sum((root / f).stat().st_size for f in _TOYVOX_FILES[2:5]))
+                 jpg=int(res.jpg.sum()), bytes=int(res.bytes.sum()) + sum((root / f).stat().st_size for f in _TOYVOX_FILES[2:5]),
+                 resumed_identities=len(done))
     marker.write_text(json.dumps(dict(**want, stats=stats), indent=1))
+    partial.unlink(); shutil.rmtree(root / _DONE, ignore_errors=True)
     return root
 
 def toyvox_stats(root) -> dict:
