@@ -171,7 +171,8 @@ def load_pipeline(cmpc:str|None=None, generator:str|None=None, bank:str|None=Non
     if bank is not None and Path(bank).exists(): lb = LatentBank.load(bank)
     else:
         if bank_manifest is None: raise ValueError('no latent bank file: give bank_manifest (training faces) to build one')
-        lb = build_latent_bank(G, ck.face, ck.config.face_size, bank_manifest, cfg, progress=progress)
+        lb = build_latent_bank(G, ck.face, ck.config.face_size, bank_manifest, cfg, progress=progress,
+                               checkpoint=None if bank is None else f'{bank}.partial')   # an interrupted inversion resumes
         if bank is not None: lb.save(bank)
     return VoiceToFace(ck.voice, ck.face, ck.config, G, lb, cfg)
 

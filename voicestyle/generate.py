@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_generate.ipynb #e16adf7b
 from __future__ import annotations
-import math, os, tempfile
+import json, math, os, tempfile, time
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 
@@ -129,14 +129,23 @@ def w_spread(G, n:int=4096, seed:int=0) -> float:
 
 @torch.enable_grad()                                  # callers may have turned gradients off
 def invert_faces(G, face_enc, face_size:int, faces:torch.Tensor, cfg:GenerateConfig|None=None, batch_size:int=64,
-                 progress:bool=False) -> torch.Tensor:
-    "Latents W [N,w_dim] whose images G(w) reproduce `faces [N,3,S,S]` in [-1,1]."
+                 progress:bool=False, checkpoint=None, checkpoint_every:float=60.) -> torch.Tensor:
+    "Latents W [N,w_dim] whose images G(w) reproduce `faces [N,3,S,S]` in [-1,1]; resumable through `checkpoint`."
     cfg = cfg or GenerateConfig()
     dev = G.mapping.w_avg.device
     sigma = w_spread(G, seed=cfg.seed)
     out, g = [], torch.Generator().manual_seed(cfg.seed)
+    chunks = faces.split(batch_size)
+    key = _inversion_key(faces, cfg, batch_size)
+    if checkpoint is not None and Path(checkpoint).exists():
+        saved = torch.load(checkpoint, map_location='cpu', weights_only=True)
+        if saved.get('key') != key:
+            raise ValueError(f'{checkpoint}: an inversion checkpoint of other faces or settings; delete it to start afresh')
+        out, _ = [w.to(dev) for w in saved['w'].split(batch_size)], g.set_state(saved['generator'])
+    last_save = time.time()
     with frozen(G, face_enc):
-        for chunk in tqdm(faces.split(batch_size), disable=not progress, desc='invert'):
+        for i in tqdm(range(len(out), len(chunks)), total=len(chunks), initial=len(out), disable=not progress, desc='invert'):
+            chunk = chunks[i]
             target = F.interpolate(chunk.float().to(dev), size=(G.img_resolution,) * 2, mode='area') \
                      if chunk.shape[-1] != G.img_resolution else chunk.float().to(dev)
             with torch.no_grad(): target_emb = encode_generated(face_enc, target, face_size)
@@ -154,7 +163,19 @@ def invert_faces(G, face_enc, face_size:int, faces:torch.Tensor, cfg:GenerateCon
                 opt.zero_grad(set_to_none=True); loss.sum().backward(); opt.step()
                 normalize_noise_(noises)
             out.append(w.detach())
+            if checkpoint is not None and i + 1 < len(chunks) and time.time() - last_save >= checkpoint_every:
+                tmp = Path(f'{checkpoint}.tmp')
+                torch.save(dict(key=key, w=torch.cat(out).cpu(), generator=g.get_state()), tmp); os.replace(tmp, checkpoint)
+                last_save = time.time()
+    if checkpoint is not None: Path(checkpoint).unlink(missing_ok=True)
     return torch.cat(out)
+
+def _inversion_key(faces:torch.Tensor, cfg:GenerateConfig, batch_size:int) -> str:
+    "What an inversion checkpoint must match: the faces' bytes, the settings and the batch size."
+    import hashlib
+    h = hashlib.sha1(faces.detach().cpu().contiguous().numpy().tobytes())
+    h.update(json.dumps(dict(asdict(cfg), batch_size=batch_size, shape=list(faces.shape)), sort_keys=True).encode())
+    return h.hexdigest()
 
 # %% ../nbs/07_generate.ipynb #5dc32509
 BANK_FORMAT = 'voicestyle.latent_bank/1'
@@ -215,7 +236,7 @@ def middle_frames(manifest:Manifest) -> tuple[list, list]:
     return (v.identity + '/' + v.video).tolist(), [f[len(f) // 2] for f in v.faces]
 
 def build_latent_bank(G, face_enc, face_size:int, manifest:Manifest, cfg:GenerateConfig|None=None,
-                      batch_size:int=64, progress:bool=True) -> LatentBank:
+                      batch_size:int=64, progress:bool=True, checkpoint=None) -> LatentBank:
     "Invert the middle frame of every (identity, video) of `manifest` and cluster their face embeddings."
     cfg = cfg or GenerateConfig()
     items, paths = middle_frames(manifest)
@@ -226,7 +247,7 @@ def build_latent_bank(G, face_enc, face_size:int, manifest:Manifest, cfg:Generat
     with frozen(face_enc), torch.no_grad():
         emb = torch.cat([encode_generated(face_enc, f.to(dev), face_size).cpu() for f in faces.split(batch_size)])
     cl = run_kmeans(emb, [min(cfg.k, len(emb))], seed=cfg.seed)
-    w = invert_faces(G, face_enc, face_size, faces, cfg, batch_size, progress).cpu()
+    w = invert_faces(G, face_enc, face_size, faces, cfg, batch_size, progress, checkpoint=checkpoint).cpu()
     return LatentBank(w=w, face_emb=emb, centroids=cl['centroids'][0].cpu(), im2cluster=cl['im2cluster'][0].cpu(),
                       items=items, config=asdict(cfg))
 
