@@ -50,6 +50,14 @@ def test_train_resume_evaluate(toyvox, tmp_path):
     key = ['task', 'direction', 'protocol', 'metric']
     a, b = (pd.read_csv(tmp_path / f).set_index(key).value.sort_index() for f in ('res.csv', 'res_lists.csv'))
     assert (a - b).abs().max() < 1e-6
+    # embeddings to a file, scored outside: the same figures again
+    from voicestyle.train import load_embeddings
+    from voicestyle.evaluation import evaluate_association
+    vs('embed', final, toyvox, '--split', '4', '--out', tmp_path / 'emb.npz')
+    ve, fe = load_embeddings(tmp_path / 'emb.npz')
+    assert ve.attrs['info']['splits'] == [4] and len(ve.attrs['identity']) == len(ve)
+    c = evaluate_association(ve, fe, lists).set_index(key).value.sort_index()
+    assert (a - c).abs().max() < 1e-5
     # the shipped VoxCeleb1 lists name people ToyVox does not have: a one-line error, not a crash
     r = vs('evaluate', final, toyvox, '--lists', 'voxceleb1', ok=False)
     assert r.returncode == 2 and 'rows resolves against' in r.stderr and 'Traceback' not in r.stderr

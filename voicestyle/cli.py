@@ -14,9 +14,9 @@ import torch
 
 # %% auto #0
 __all__ = ['ASSETS', 'ASSET_RECIPES', 'DEFAULT_INVERT_STEPS', 'asset_path', 'default_cache', 'cmd_toyvox', 'cmd_scan',
-           'cmd_train', 'cmd_evaluate', 'experiment_table', 'parse_overrides', 'cmd_experiment', 'cmd_stylegan_train',
-           'load_pipeline', 'cmd_generate', 'cmd_judge_real', 'run_benchmarks', 'cmd_bench', 'build_default_bank',
-           'demo', 'cmd_demo', 'build_parser', 'main']
+           'cmd_train', 'cmd_evaluate', 'cmd_embed', 'experiment_table', 'parse_overrides', 'cmd_experiment',
+           'cmd_stylegan_train', 'load_pipeline', 'cmd_generate', 'cmd_judge_real', 'run_benchmarks', 'cmd_bench',
+           'build_default_bank', 'demo', 'cmd_demo', 'build_parser', 'main']
 
 # %% ../nbs/09_cli.ipynb #7d5c1c19
 import voicestyle
@@ -86,6 +86,21 @@ def cmd_evaluate(a):
         res = evaluate_encoders(ck.voice, ck.face, ck.config, m, a.trials)
     print(format_results(res))
     if a.out: res.to_csv(a.out, index=False); print('results written to', a.out)
+
+
+def cmd_embed(a):
+    from voicestyle.data import AudioConfig
+    from voicestyle.encoders import load_checkpoint
+    from voicestyle.train import embed_manifest, save_embeddings
+    ck = load_checkpoint(a.checkpoint)
+    m = _scan(a.data, a.layout)
+    if a.split: m = m.subset(splits=a.split)
+    acfg = AudioConfig(n_mels=ck.config.n_mels, crop_frames=ck.config.crop_frames)
+    ve, fe = embed_manifest(ck.voice, ck.face, m, acfg, ck.config.face_size, n_crops=a.crops, flip=True)
+    out = save_embeddings(a.out, ve, fe, m, checkpoint=str(Path(a.checkpoint).resolve()), data=str(Path(a.data).resolve()),
+                          splits=a.split, n_crops=a.crops, flip=True)
+    print(f'{len(ve)} voice and {len(fe)} face embeddings ({ve.shape[1]}-D) written to {out}; '
+          'read them with voicestyle.train.load_embeddings')
 
 # %% ../nbs/09_cli.ipynb #99bea669
 def experiment_table(results:pd.DataFrame, ceiling:dict|None=None, protocols=('U', 'G')) -> pd.DataFrame:
@@ -352,6 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    'for the shipped VoxCeleb1 files; replaces --split/--trials')
     s.add_argument('--strict', action='store_true', help='with --lists: refuse rows whose files the data lacks (default: drop and count them)')
     s.set_defaults(fn=cmd_evaluate)
+    s = sub.add_parser('embed', help='voice and face embeddings of a dataset with a CMPC checkpoint, to one .npz')
+    s.add_argument('checkpoint'); s.add_argument('data'); s.add_argument('--layout', default='voxceleb1')
+    s.add_argument('--split', type=int, nargs='*', help='identity splits to embed (default: all)')
+    s.add_argument('--crops', type=int, default=5, help='evenly spaced crops averaged per utterance (faces: image + flip)')
+    s.add_argument('--out', default='embeddings.npz')
+    s.set_defaults(fn=cmd_embed)
     s = sub.add_parser('experiment', help='CMPC vs instance-only baseline over seeds, with ToyVox ceilings')
     s.add_argument('data'); s.add_argument('out'); s.add_argument('--layout', default='voxceleb1')
     s.add_argument('--toyvox-preset', choices=list(TOYVOX_PRESETS), help='make ToyVox at DATA first')

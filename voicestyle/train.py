@@ -16,10 +16,10 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['TRAIN_PRESETS', 'METHODS', 'lr_at', 'TrainConfig', 'train_config', 'epoch_batches', 'gather', 'CMPCModel',
-           'setup_distributed', 'embed_manifest', 'validation_lists', 'read_metrics', 'prototype_purity', 'train',
-           'plot_metrics', 'evaluate_encoders', 'resolve_lists', 'evaluate_on_lists', 'method_config', 'run_experiment',
-           'benchmark_training', 'export_encoders']
+__all__ = ['TRAIN_PRESETS', 'EMBEDDINGS_FORMAT', 'METHODS', 'lr_at', 'TrainConfig', 'train_config', 'epoch_batches', 'gather',
+           'CMPCModel', 'setup_distributed', 'embed_manifest', 'validation_lists', 'read_metrics', 'prototype_purity',
+           'train', 'plot_metrics', 'evaluate_encoders', 'resolve_lists', 'evaluate_on_lists', 'save_embeddings',
+           'load_embeddings', 'method_config', 'run_experiment', 'benchmark_training', 'export_encoders']
 
 # %% ../nbs/05_train.ipynb #4e622faf
 def lr_at(step:int, total_steps:int, peak:float=5e-3, floor:float=1e-4, warmup_steps:int=0) -> float:
@@ -414,6 +414,43 @@ def evaluate_on_lists(voice_enc, face_enc, model_cfg:CMPCModelConfig, manifest:M
     res = evaluate_association(ve, fe, resolved, **tags)
     res.attrs['resolution'] = report
     return res
+
+# %% ../nbs/05_train.ipynb #49706559
+EMBEDDINGS_FORMAT = 'voicestyle.embeddings/1'
+
+def save_embeddings(path, voices, faces, manifest:Manifest|None=None, **info) -> Path:
+    "Write voice and face embedding tables (indexed by path) to one `.npz`, with identities from `manifest` and `info`."
+    import pandas as pd
+    path = Path(path)
+    arrays = dict(format=np.array(EMBEDDINGS_FORMAT), info=np.array(json.dumps(info, default=str)))
+    for name, df in (('voice', voices), ('face', faces)):
+        arrays[f'{name}_paths'] = np.asarray(df.index, dtype=str)
+        arrays[f'{name}_emb'] = df.to_numpy(dtype=np.float32)
+        if manifest is not None:
+            c, fr = manifest.clips, manifest.frames()
+            who = (pd.Series(c.identity.values, index=c.audio.values) if name == 'voice'
+                   else pd.Series(fr.identity.values, index=fr.face.values))
+            arrays[f'{name}_identity'] = np.asarray(who[~who.index.duplicated()].reindex(df.index).fillna(''), dtype=str)
+    tmp = path.with_name(path.name + '.tmp')
+    with open(tmp, 'wb') as f: np.savez(f, **arrays)
+    os.replace(tmp, path)
+    return path
+
+def load_embeddings(path) -> tuple:
+    "(voices, faces): the tables `save_embeddings` wrote, indexed by path; identities and info in `.attrs`."
+    import pandas as pd
+    path = Path(path)
+    try: z = np.load(path, allow_pickle=False)
+    except Exception as e: raise ValueError(f'{path}: not a voicestyle embeddings file ({type(e).__name__}: {e})') from e
+    with z:
+        if 'format' not in z.files or str(z['format']) != EMBEDDINGS_FORMAT:
+            raise ValueError(f'{path}: not a voicestyle embeddings file (format {EMBEDDINGS_FORMAT} expected)')
+        info, out = json.loads(str(z['info'])), []
+        for name in ('voice', 'face'):
+            df = pd.DataFrame(z[f'{name}_emb'], index=pd.Index(z[f'{name}_paths'].tolist(), name='path'))
+            df.attrs.update(info=info, identity=z[f'{name}_identity'].tolist() if f'{name}_identity' in z.files else None)
+            out.append(df)
+    return tuple(out)
 
 # %% ../nbs/05_train.ipynb #e5c78035
 METHODS = {'cmpc': dict(instance_only=False),                              # the full method
