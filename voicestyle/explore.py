@@ -91,7 +91,14 @@ class _Media:
                        W.Image(value=mel_png(mel, self.mel_height), format='png')], layout=lay)
 
 # %% ../nbs/10_explore.ipynb #5475c014
-class ClipBrowser:
+class _Browser:
+    "What every browser shares: a `widget` to display and a `media` builder whose `errors` count unreadable files."
+    @property
+    def errors(self) -> Counter: return self.media.errors
+
+    def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
+
+class ClipBrowser(_Browser):
     "Browse a `Manifest`: identity and video menus; the video's faces, utterances (player + log-mel) and metadata."
     def __init__(self, manifest:Manifest, identity:str|None=None, max_faces:int=8, max_utterances:int=4,
                  face_size:int=96, audio_cfg:AudioConfig|None=None):
@@ -107,9 +114,6 @@ class ClipBrowser:
         self.video.observe(lambda _: None if self._quiet else self.show(), names='value')
         self._fill_videos()
         self.widget = W.VBox([W.HBox([self.identity, self.video]), self.info, self.faces, self.utterances])
-
-    @property
-    def errors(self) -> Counter: return self.media.errors
 
     def _identity_options(self):
         v = self._videos.drop_duplicates('identity')
@@ -141,10 +145,8 @@ class ClipBrowser:
         self.faces.children = [self.media.face(root / f, Path(f).name) for f in faces]
         self.utterances.children = [self.media.voice(root / a, Path(a).name) for a in audios]
 
-    def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
-
 # %% ../nbs/10_explore.ipynb #3cba8263
-class TrialBrowser:
+class TrialBrowser(_Browser):
     "Step through matching trials: the probe, each candidate with its cosine score, the pick, and only the lost ones on demand."
     def __init__(self, trials:pd.DataFrame, voice_emb, face_emb, root, direction:str|None=None, face_size:int=96,
                  audio_cfg:AudioConfig|None=None):
@@ -169,9 +171,6 @@ class TrialBrowser:
         self.index.observe(lambda _: None if self._quiet else self.show(), names='value')
         self._refilter()
         self.widget = W.VBox([W.HBox([self.index, self.only_lost]), self.summary, self.probe, self.candidates])
-
-    @property
-    def errors(self) -> Counter: return self.media.errors
 
     @property
     def shown(self) -> np.ndarray:
@@ -213,10 +212,8 @@ class TrialBrowser:
                         f"{'positive' if j == 0 else 'negative'} {float(s[j]):+.3f}{' (picked)' if j == pick else ''}",
                         cm, 'green' if j == 0 else None) for j in range(len(s))]
 
-    def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
-
 # %% ../nbs/10_explore.ipynb #8f1d88ac
-class GeneratedFacesBrowser:
+class GeneratedFacesBrowser(_Browser):
     "One generated face at a time beside its voice and, given the dataset's manifest, the real faces of the voice's owner."
     def __init__(self, folder, manifest:Manifest|None=None, max_real:int=4, face_size:int=96,
                  audio_cfg:AudioConfig|None=None):
@@ -234,9 +231,6 @@ class GeneratedFacesBrowser:
         self.index.observe(lambda _: self.show(), names='value')
         self.show()
         self.widget = W.VBox([self.index, self.info, self.panels])
-
-    @property
-    def errors(self) -> Counter: return self.media.errors
 
     def _owners(self) -> list:
         "The identity of each listed voice (None when the dataset does not hold its file)."
@@ -260,5 +254,3 @@ class GeneratedFacesBrowser:
                 panels += [self.media.face(self.manifest.root / p, 'real') for p in real]
         self.info.value = f'{i + 1} of {len(self.listing)}: {html.escape(str(r["image"]))}{cos}{who}'
         self.panels.children = panels
-
-    def _repr_mimebundle_(self, **kwargs): return self.widget._repr_mimebundle_(**kwargs)
