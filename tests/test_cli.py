@@ -121,3 +121,14 @@ def test_generate_then_judge_real(toyvox, tmp_path):
     assert 'R@1' in r.stdout and 'whole image used as the box' in r.stdout
     r = vs('judge-real', tmp_path, toyvox, ok=False)
     assert r.returncode == 2 and 'faces.csv: not found' in r.stderr and 'Traceback' not in r.stderr
+    # the honest comparison: the same voices from the mean latent (--start mean), judged beside them
+    mean = tmp_path / 'faces_mean'
+    vs('generate', '--list', tmp_path / 'voices.txt', '--out', mean, '--bank', ASSETS / 'latent_bank_toyvox.pt',
+       '--steps', '2', '--start', 'mean')
+    r = vs('judge-real', out, toyvox, '--photos-per-identity', '2', '--baseline', mean, ok=False)
+    assert r.returncode == 2 and 'lacks 1 of the voices' in r.stderr   # the list has 2 of the 3 voices
+    vs('generate', toyvox / clips.audio.iloc[0], '--list', tmp_path / 'voices.txt', '--out', tmp_path / 'faces_mean3',
+       '--bank', ASSETS / 'latent_bank_toyvox.pt', '--steps', '2', '--start', 'mean')
+    vs('judge-real', out, toyvox, '--photos-per-identity', '2', '--baseline', tmp_path / 'faces_mean3')
+    report = pd.read_csv(out / 'judge_real.csv')
+    assert set(report.method) == {'generated', 'baseline'} and (report[report.metric == 'R@1'].n == 3).all()

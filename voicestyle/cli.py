@@ -414,7 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--no-face', choices=['full', 'skip'], default='full',
                    help='when dlib finds no face: use the whole image as the box, or skip the image (counted)')
     s.add_argument('--voices', action='store_true', help="add Resemblyzer's voice/face similarity consistency")
-    s.add_argument('--baseline', help='an image scored beside the generated faces, e.g. the mean-latent face')
+    s.add_argument('--baseline', help='scored beside the generated faces: one image (e.g. the mean-latent face), or a '
+                                      '`generate` folder of the same voices (e.g. made with --start mean)')
     s.set_defaults(fn=cmd_judge_real)
     s = sub.add_parser('bench', help='speed and memory figures, each against its reference')
     s.add_argument('--quick', action='store_true'); s.add_argument('--out', help='also write the figures as JSON')

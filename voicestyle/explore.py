@@ -18,6 +18,7 @@ from torch import Tensor
 
 from .data import AudioConfig, DataError, FaceError, LogMel, Manifest, load_audio
 from .evaluation import EmbeddingLookup, matching_1toN
+from .real_judges import read_faces_listing
 
 # %% auto #0
 __all__ = ['image_png', 'wav_bytes', 'mel_png', 'ClipBrowser', 'TrialBrowser', 'GeneratedFacesBrowser']
@@ -217,13 +218,8 @@ class GeneratedFacesBrowser(_Browser):
     "One generated face at a time beside its voice and, given the dataset's manifest, the real faces of the voice's owner."
     def __init__(self, folder, manifest:Manifest|None=None, max_real:int=4, face_size:int=96,
                  audio_cfg:AudioConfig|None=None):
-        self.folder = Path(folder)
-        csv = self.folder / 'faces.csv'
-        if not csv.is_file(): raise FileNotFoundError(f'{csv}: not found; `voicestyle generate` writes it (columns image, wav)')
-        self.listing = pd.read_csv(csv)
-        if not {'image', 'wav'} <= set(self.listing.columns):
-            raise ValueError(f'{csv} needs columns image and wav, has {list(self.listing.columns)}')
-        if len(self.listing) == 0: raise ValueError(f'{csv} lists no faces')
+        self.folder, self.listing = Path(folder), read_faces_listing(folder)   # image: full path; wav: real path
+        if len(self.listing) == 0: raise ValueError(f'{self.folder / "faces.csv"} lists no faces')
         self.manifest, self.max_real, self.media = manifest, max_real, _Media(face_size, audio_cfg)
         self.owner = self._owners() if manifest is not None else None
         self.index = W.IntSlider(min=0, max=len(self.listing) - 1, description='voice')
@@ -237,13 +233,13 @@ class GeneratedFacesBrowser(_Browser):
         c = self.manifest.clips
         owner = pd.Series(c.identity.to_numpy(), index=[os.path.realpath(self.manifest.root / a) for a in c.audio])
         owner = owner[~owner.index.duplicated()]
-        return [owner.get(os.path.realpath(w)) for w in self.listing.wav]
+        return [owner.get(w) for w in self.listing.wav]
 
     def show(self):
         "Redraw the voice under the slider."
         i = self.index.value; r = self.listing.iloc[i]
         cos = f", cosine(voice, face) {r['cosine']:.3f}" if 'cosine' in r and pd.notna(r['cosine']) else ''
-        panels = [self.media.voice(r['wav'], Path(r['wav']).name), self.media.face(self.folder / r['image'], 'generated')]
+        panels = [self.media.voice(r['wav'], Path(r['wav']).name), self.media.face(r['image'], 'generated')]
         who = ''
         if self.owner is not None:
             ident = self.owner[i]
@@ -252,5 +248,5 @@ class GeneratedFacesBrowser(_Browser):
                 f = self.manifest.frames(); real = f[f.identity == ident].face.head(self.max_real)
                 who = f' &mdash; owner {html.escape(str(ident))}'
                 panels += [self.media.face(self.manifest.root / p, 'real') for p in real]
-        self.info.value = f'{i + 1} of {len(self.listing)}: {html.escape(str(r["image"]))}{cos}{who}'
+        self.info.value = f'{i + 1} of {len(self.listing)}: {html.escape(Path(r["image"]).name)}{cos}{who}'
         self.panels.children = panels

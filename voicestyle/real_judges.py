@@ -22,7 +22,7 @@ from .evaluation import generation_report
 # %% auto #0
 __all__ = ['JUDGES_HINT', 'DLIB_SAME_PERSON', 'NO_FACE', 'DETECTORS', 'FACES_CSV', 'JudgeUnavailable', 'require', 'as_rgb_uint8',
            'read_rgb', 'DlibConfig', 'DlibFaceJudge', 'ResemblyzerVoiceJudge', 'same_person_rate',
-           'score_generation_real', 'judge_folder', 'benchmark_judges']
+           'score_generation_real', 'read_faces_listing', 'judge_folder', 'benchmark_judges']
 
 # %% ../nbs/08b_real_judges.ipynb #63f8d158
 JUDGES_HINT = "pip install 'voicestyle[judges]'"
@@ -238,19 +238,29 @@ def score_generation_real(face_judge: DlibFaceJudge, generated_images, voice_ide
 # %% ../nbs/08b_real_judges.ipynb #bc7e999d
 FACES_CSV = 'faces.csv'   # written by `voicestyle generate`: columns image (relative to the folder), wav
 
-def judge_folder(faces_dir, manifest: Manifest, photos_per_identity: int = 4, cfg: DlibConfig | None = None,
-                 voices: bool = False, baseline=None, trials: int = 10, seed: int = 0, progress: bool = False) -> pd.DataFrame:
-    "`score_generation_real` of the faces listed in `faces_dir/faces.csv` against the real frames of their voices' owners."
+def read_faces_listing(faces_dir) -> pd.DataFrame:
+    "The `faces.csv` of a `voicestyle generate` folder: image (as a path), wav (real path)."
     faces_dir = Path(faces_dir)
     if not (faces_dir / FACES_CSV).is_file():
         raise FileNotFoundError(f'{faces_dir / FACES_CSV}: not found; `voicestyle generate` writes it (columns image, wav)')
     listing = pd.read_csv(faces_dir / FACES_CSV)
     if not {'image', 'wav'} <= set(listing.columns):
         raise ValueError(f'{faces_dir / FACES_CSV} needs columns image and wav, has {list(listing.columns)}')
+    return listing.assign(image=[faces_dir / i for i in listing.image], wav=[os.path.realpath(w) for w in listing.wav])
+
+def judge_folder(faces_dir, manifest: Manifest, photos_per_identity: int = 4, cfg: DlibConfig | None = None,
+                 voices: bool = False, baseline=None, trials: int = 10, seed: int = 0, progress: bool = False) -> pd.DataFrame:
+    "`score_generation_real` of a `generate` folder's faces against the owners' real frames; `baseline`: an image or another folder."
+    listing = read_faces_listing(faces_dir)
+    if baseline is not None and Path(baseline).is_dir():              # e.g. `generate --start mean`: the same voices
+        other = read_faces_listing(baseline).drop_duplicates('wav').set_index('wav').image
+        lacking = [w for w in listing.wav if w not in other.index]
+        if lacking: raise ValueError(f'baseline folder {baseline} lacks {len(lacking)} of the voices, e.g. {lacking[0]}')
+        baseline = other.loc[listing.wav].tolist()
     clips = manifest.clips
     owner = pd.Series(clips.identity.to_numpy(), index=[os.path.realpath(manifest.root / a) for a in clips.audio])
     owner = owner[~owner.index.duplicated()]
-    wavs = [os.path.realpath(w) for w in listing.wav]
+    wavs = listing.wav.tolist()
     unknown = [w for w in wavs if w not in owner.index]
     if unknown: raise ValueError(f'{len(unknown)} voices of {FACES_CSV} are not files of the dataset at {manifest.root}, '
                                  f'e.g. {unknown[0]}: their owners are unknown')
@@ -260,7 +270,7 @@ def judge_folder(faces_dir, manifest: Manifest, photos_per_identity: int = 4, cf
     voice_emb = None
     if voices:
         voice_emb = ResemblyzerVoiceJudge().embed([load_audio(w) for w in wavs])['embedding']
-    return score_generation_real(DlibFaceJudge(cfg), [faces_dir / i for i in listing.image], ids,
+    return score_generation_real(DlibFaceJudge(cfg), listing.image.tolist(), ids,
                                  [manifest.root / f for f in photos.faces], photos.identity.to_numpy(),
                                  real_gender=photos.gender.to_numpy(), baseline_images=baseline, voice_embeddings=voice_emb,
                                  trials=trials, seed=seed, progress=progress)
