@@ -7,7 +7,8 @@ __all__ = ['TOYVOX_PRESETS', 'NATIONALITIES', 'HAIR_STYLES', 'BEARDS', 'HAIR_COL
            'ANCESTRY_ATTRS', 'ToyVoxConfig', 'toyvox_config', 'nationality_of', 'sample_identities', 'voice_params',
            'synth_voice', 'measure_voice', 'voice_session', 'apply_session', 'face_params', 'face_session',
            'face_expressions', 'render_faces', 'shared_condition', 'video_audio', 'video_frames', 'make_toyvox',
-           'toyvox_stats', 'load_truth', 'deviate_pairs', 'shared_attributes', 'observation_noise', 'matching_ceiling']
+           'toyvox_stats', 'load_truth', 'deviate_pairs', 'shared_attributes', 'observation_noise', 'matching_ceiling',
+           'video_conditions', 'condition_shortcut']
 
 # %% ../nbs/01_toyvox.ipynb #8ede6ac5
 import json, os, shutil, time, zlib
@@ -991,3 +992,33 @@ def matching_ceiling(truth: pd.DataFrame, method='bayes', direction='v2f', split
     within = lambda m: float(win[off & m].mean()) if (off & m).any() else float('nan')   # nan: no such pair
     return dict(U=float(win[off].mean()), G=within(same_g), N=within(same_n), chance_U=0.5, chance_G=0.5,
                 gender_only_U=float(np.where(same_g, 0.5, 1.0)[off].mean()), n_identities=len(t))
+
+# %% ../nbs/01_toyvox.ipynb #f4fb0d09
+def video_conditions(root) -> pd.DataFrame:
+    "identity, video, c0, c1: the recording condition each video of a ToyVox folder shares across sound and frames (none if off)."
+    meta = json.loads((Path(root) / 'toyvox.json').read_text())
+    known = {k: v for k, v in meta['config'].items() if k in ('shared_session', 'videos_per_identity', 'first_id')}
+    cfg, seed, rows = replace(ToyVoxConfig(), **known), meta['seed'], []
+    if cfg.shared_session:
+        for ident in load_truth(root).identity:
+            i = _index({'identity': ident}, cfg)
+            for v, vid in enumerate(_video_ids(i, cfg.videos_per_identity, seed)):
+                rows.append((ident, vid, *shared_condition(i, v, cfg, seed)))
+    return pd.DataFrame(rows, columns=['identity', 'video', 'c0', 'c1'])
+
+def condition_shortcut(trials:pd.DataFrame, voice_emb, face_emb, manifest, conditions:pd.DataFrame) -> dict:
+    "V→F 1:2 accuracy, overall and split by whether the negative's recording is nearer the voice's than the positive's."
+    from voicestyle.evaluation import EmbeddingLookup
+    if len(conditions) == 0: raise ValueError('no recording conditions: this ToyVox has shared_session=0')
+    key = conditions.set_index(['identity', 'video'])[['c0', 'c1']]
+    c = manifest.clips
+    owner = {'voice': c[c.audio != ''].drop_duplicates('audio').set_index('audio')[['identity', 'video']],
+             'face': manifest.frames().drop_duplicates('face').set_index('face')[['identity', 'video']]}
+    cond = lambda kind, paths: key.loc[pd.MultiIndex.from_frame(owner[kind].loc[paths])].to_numpy()   # [n, 2]
+    probe, pos, neg = cond('voice', trials.probe), cond('face', trials.positive), cond('face', trials.negative)
+    nearer = np.linalg.norm(neg - probe, axis=1) < np.linalg.norm(pos - probe, axis=1)              # [n]
+    V, F = EmbeddingLookup.from_any(voice_emb), EmbeddingLookup.from_any(face_emb)
+    v = V(trials.probe.to_numpy())
+    won = ((v * F(trials.positive.to_numpy())).sum(1) > (v * F(trials.negative.to_numpy())).sum(1)).numpy()
+    return dict(accuracy=float(won.mean()), negative_nearer=float(nearer.mean()),
+                acc_negative_nearer=float(won[nearer].mean()), acc_positive_nearer=float(won[~nearer].mean()), n=len(won))
