@@ -141,7 +141,8 @@ def invert_faces(G, face_enc, face_size:int, faces:torch.Tensor, cfg:GenerateCon
         saved = torch.load(checkpoint, map_location='cpu', weights_only=True)
         if saved.get('key') != key:
             raise ValueError(f'{checkpoint}: an inversion checkpoint of other faces or settings; delete it to start afresh')
-        out, _ = [w.to(dev) for w in saved['w'].split(batch_size)], g.set_state(saved['generator'])
+        out = [w.to(dev) for w in saved['w'].split(batch_size)]           # the batches already done
+        g.set_state(saved['generator'])                                  # and the random stream where it stopped
     last_save = time.time()
     with frozen(G, face_enc):
         for i in tqdm(range(len(out), len(chunks)), total=len(chunks), initial=len(out), disable=not progress, desc='invert'):
@@ -279,7 +280,6 @@ class VoiceToFace:
         return dict(out, start_w=w0, voice_emb=v)
 
 # %% ../nbs/07_generate.ipynb #a7fabbe0
-import json
 import pandas as pd
 from collections import Counter
 from .data import AUDIO_EXTS, DataError
