@@ -43,11 +43,12 @@ def image_png(img, size:int|None=None) -> bytes:
         im = im.resize((size, max(1, round(im.height * size / im.width))), Image.BILINEAR)
     buf = io.BytesIO(); im.save(buf, format='PNG'); return buf.getvalue()
 
+def _wav_encode(wave:Tensor, sample_rate:int) -> bytes:
+    buf = io.BytesIO(); sf.write(buf, wave.numpy(), sample_rate, format='WAV', subtype='PCM_16'); return buf.getvalue()
+
 def wav_bytes(path, sample_rate:int=16000) -> bytes:
     "16-bit mono WAV bytes of an audio file, decoded and resampled by `load_audio` (its errors name the file)."
-    buf = io.BytesIO()
-    sf.write(buf, load_audio(path, sample_rate).numpy(), sample_rate, format='WAV', subtype='PCM_16')
-    return buf.getvalue()
+    return _wav_encode(load_audio(path, sample_rate), sample_rate)
 
 def mel_png(mel:Tensor, height:int=64) -> bytes:
     "Grayscale PNG of a log-mel `[n_mels, T]` (low frequencies at the bottom, 1 px per frame), `height` px tall."
@@ -84,11 +85,10 @@ class _Media:
         "An utterance panel: caption, a player, its log-mel."
         try:
             wave = load_audio(path, self.cfg.sample_rate)
-            buf = io.BytesIO(); sf.write(buf, wave.numpy(), self.cfg.sample_rate, format='WAV', subtype='PCM_16')
             with torch.no_grad(): mel = self.logmel(wave)
         except (OSError, ValueError, DataError) as e: return self._failed(e, caption)
         lay = W.Layout(border=f'3px solid {border}' if border else '3px solid transparent')
-        return W.VBox([_caption(caption, border), W.Audio(value=buf.getvalue(), format='wav', autoplay=False),
+        return W.VBox([_caption(caption, border), W.Audio(value=_wav_encode(wave, self.cfg.sample_rate), format='wav', autoplay=False),
                        W.Image(value=mel_png(mel, self.mel_height), format='png')], layout=lay)
 
 # %% ../nbs/10_explore.ipynb #5475c014

@@ -326,6 +326,8 @@ def generate_folder(v2f:VoiceToFace, voices, out, batch_size:int=32, start:str='
         try: load_audio(w, v2f.audio_cfg.sample_rate); ok.append(i)
         except DataError as e: skipped.append((w, e.reason, str(e)))
     _write_text_atomic(out / SKIPPED_LIST, pd.DataFrame(skipped, columns=['wav', 'reason', 'error']).to_csv(index=False))
+    if not ok: raise ValueError(f'none of the {len(wavs)} voices is usable ({dict(Counter(r for _, r, _ in skipped))}); '
+                                f'see {out / SKIPPED_LIST}')
     listing = pd.read_csv(out / FACES_LIST) if (out / FACES_LIST).exists() else pd.DataFrame(columns=['image', 'wav', 'cosine'])
     done = set(listing.image)
     batches = [ok[j:j + batch_size] for j in range(0, len(ok), batch_size)]
