@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_cli.ipynb #c9f07b95
 from __future__ import annotations
-import argparse, json, os, sys, time, warnings
+import argparse, hashlib, json, os, sys, time, warnings
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -13,10 +13,11 @@ import pandas as pd
 import torch
 
 # %% auto #0
-__all__ = ['ASSETS', 'ASSET_RECIPES', 'DEFAULT_INVERT_STEPS', 'asset_path', 'default_cache', 'cmd_toyvox', 'cmd_scan',
-           'cmd_train', 'cmd_evaluate', 'cmd_embed', 'experiment_table', 'parse_overrides', 'cmd_experiment',
-           'cmd_stylegan_train', 'load_pipeline', 'cmd_generate', 'cmd_judge_real', 'run_benchmarks', 'cmd_bench',
-           'build_default_bank', 'demo', 'cmd_demo', 'build_parser', 'main']
+__all__ = ['ASSETS', 'ASSET_RECIPES', 'BANK_CFG_FIELDS', 'DEFAULT_INVERT_STEPS', 'asset_path', 'default_cache', 'cmd_toyvox',
+           'cmd_scan', 'cmd_train', 'cmd_evaluate', 'cmd_embed', 'experiment_table', 'parse_overrides',
+           'cmd_experiment', 'cmd_stylegan_train', 'cached_bank_path', 'load_pipeline', 'cmd_generate',
+           'cmd_judge_real', 'run_benchmarks', 'cmd_bench', 'build_default_bank', 'demo', 'cmd_demo', 'build_parser',
+           'main']
 
 # %% ../nbs/09_cli.ipynb #7d5c1c19
 import voicestyle
@@ -174,30 +175,54 @@ def cmd_stylegan_train(a):
     cfg = StyleGANTrainConfig(**({'total_kimg': a.kimg} if a.kimg else {}), **({'num_threads': a.threads} if a.threads else {}))
     print('checkpoint:', train_stylegan(a.faces, a.out, cfg))
 
+BANK_CFG_FIELDS = ('k', 'invert_steps', 'invert_lr', 'invert_identity', 'seed')   # what a latent bank depends on
+
+def cached_bank_path(G, face_enc, face_size:int, manifest, cfg) -> Path:
+    "Where the latent bank of `manifest`'s training faces, these models and these settings is kept in the cache."
+    from voicestyle.generate import model_fingerprint, middle_frames
+    items, paths = middle_frames(manifest)
+    stats = [(manifest.root / p).stat() for p in paths]                # a missing face is an error naming it
+    faces = sorted((i, str(manifest.root / p), st.st_size, st.st_mtime_ns) for i, p, st in zip(items, paths, stats))
+    key = dict(generator=model_fingerprint(G), face_encoder=model_fingerprint(face_enc), face_size=face_size,
+               faces=faces, **{f: getattr(cfg, f) for f in BANK_CFG_FIELDS})
+    digest = hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    return default_cache() / 'latent_banks' / f'bank_{digest}.pt'
+
 def load_pipeline(cmpc:str|None=None, generator:str|None=None, bank:str|None=None, bank_manifest=None,
                   cfg=None, progress:bool=True):
-    "A `VoiceToFace` from checkpoint paths (default: the shipped ToyVox assets); builds and caches the latent bank."
+    "A `VoiceToFace` from checkpoint paths (default: the shipped ToyVox assets and their latent bank)."
     from voicestyle.encoders import load_checkpoint
     from voicestyle.stylegan import load_generator
     from voicestyle.generate import VoiceToFace, LatentBank, GenerateConfig, build_latent_bank
     cfg = cfg or GenerateConfig()
+    if bank is None and bank_manifest is None:
+        if cmpc is not None or generator is not None:
+            raise ValueError('no latent bank for these models: give a bank file made with them (--bank FILE), or the '
+                             'dataset whose training faces to invert into one (--bank-data DATA; kept in the cache)')
+        bank = asset_path('latent_bank_toyvox.pt')                  # made with the shipped encoders and generator
     ck = load_checkpoint(cmpc or asset_path('cmpc_toyvox.pt'))
     G = load_generator(generator or asset_path('stylegan_toyvox32.pt'))
-    if bank is not None and Path(bank).exists(): lb = LatentBank.load(bank)
-    else:
-        if bank_manifest is None: raise ValueError('no latent bank file: give bank_manifest (training faces) to build one')
+    bank = Path(bank) if bank is not None else cached_bank_path(G, ck.face, ck.config.face_size, bank_manifest, cfg)
+    made = not bank.exists()
+    if made:
+        if bank_manifest is None: raise FileNotFoundError(f'{bank}: no such latent bank (give --bank-data DATA to make it)')
         lb = build_latent_bank(G, ck.face, ck.config.face_size, bank_manifest, cfg, progress=progress,
-                               checkpoint=None if bank is None else f'{bank}.partial')   # an interrupted inversion resumes
-        if bank is not None: lb.save(bank)
-    return VoiceToFace(ck.voice, ck.face, ck.config, G, lb, cfg)
+                               checkpoint=f'{bank}.partial')                # an interrupted inversion resumes
+        lb.save(bank)
+    else: lb = LatentBank.load(bank)
+    v2f = VoiceToFace(ck.voice, ck.face, ck.config, G, lb, cfg)
+    v2f.bank_path, v2f.bank_made = bank, made
+    return v2f
 
 def cmd_generate(a):
     from voicestyle.generate import GenerateConfig, collect_audio, generate_folder, SKIPPED_LIST
     voices = collect_audio(a.wav + ([l.strip() for l in Path(a.list).read_text().splitlines() if l.strip()] if a.list else []))
     if not voices: raise ValueError('no voices: give wav files, folders of them, or --list FILE')
     bm = _scan(a.bank_data).subset(splits=[1]) if a.bank_data else None
-    v2f = load_pipeline(a.cmpc, a.generator, a.bank, bm, GenerateConfig(steps=a.steps))
-    job = {k: str(Path(v).resolve()) if v else None for k, v in dict(cmpc=a.cmpc, generator=a.generator, bank=a.bank).items()}
+    cfg = GenerateConfig(steps=a.steps, **({'invert_steps': a.invert_steps} if a.invert_steps else {}))
+    v2f = load_pipeline(a.cmpc, a.generator, a.bank, bm, cfg)
+    print(f"latent bank: {v2f.bank_path} ({'made now' if v2f.bank_made else 'loaded'}; {len(v2f.bank.items)} faces)")
+    job = {k: str(Path(v).resolve()) if v else None for k, v in dict(cmpc=a.cmpc, generator=a.generator, bank=v2f.bank_path).items()}
     res = generate_folder(v2f, voices, a.out, batch_size=a.batch_size, start=a.start, job=job)
     sk = res.attrs['skipped']
     print(f"{len(res)} faces in {a.out} (listed in faces.csv; {res.attrs['resumed']} of {res.attrs['batches']} batches "
@@ -404,8 +429,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--batch-size', type=int, default=32, help='voices optimised at once (fixed batches: a resumed run matches)')
     s.add_argument('--start', choices=['prototype', 'mean'], default='prototype',
                    help="start from the voice's face prototypes (the method) or the mean latent (the baseline)")
-    s.add_argument('--cmpc'); s.add_argument('--generator'); s.add_argument('--bank', help='latent bank file (made if missing)')
-    s.add_argument('--bank-data', help='dataset whose split-1 faces build the latent bank'); s.add_argument('--steps', type=int, default=100)
+    s.add_argument('--cmpc', help='CMPC checkpoint (default: the shipped ToyVox one)')
+    s.add_argument('--generator', help='StyleGAN2 checkpoint (default: the shipped ToyVox one)')
+    s.add_argument('--bank', help='latent bank file (made from --bank-data if missing; default: the shipped one for the '
+                                  'shipped models, else kept in the cache)')
+    s.add_argument('--bank-data', help='dataset whose split-1 faces are inverted into the latent bank')
+    s.add_argument('--steps', type=int, default=100, help='voice-guided optimisation steps')
+    s.add_argument('--invert-steps', type=int, help='inversion steps per bank face (default: the release\'s 300; '
+                                                     'the shipped bank used 60)')
     s.set_defaults(fn=cmd_generate)
     s = sub.add_parser('judge-real', help="score a `generate` folder against real photos with dlib (+ Resemblyzer); needs the judges extra")
     s.add_argument('faces', help='folder written by `voicestyle generate` (with faces.csv)')

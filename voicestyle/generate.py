@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_generate.ipynb #e16adf7b
 from __future__ import annotations
-import json, math, os, tempfile, time
+import hashlib, json, math, os, tempfile, time, warnings
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 
@@ -18,8 +18,8 @@ from .clustering import run_kmeans
 # %% auto #0
 __all__ = ['BANK_FORMAT', 'GENERATE_JOB', 'FACES_LIST', 'SKIPPED_LIST', 'encode_generated', 'projector_lr',
            'noise_regularization', 'normalize_noise_', 'GenerateConfig', 'frozen', 'optimize_latents', 'w_spread',
-           'invert_faces', 'LatentBank', 'start_latents', 'middle_frames', 'build_latent_bank', 'VoiceToFace',
-           'collect_audio', 'generate_folder']
+           'invert_faces', 'model_fingerprint', 'LatentBank', 'start_latents', 'middle_frames', 'build_latent_bank',
+           'VoiceToFace', 'collect_audio', 'generate_folder']
 
 # %% ../nbs/07_generate.ipynb #3143fd26
 def encode_generated(face_enc:torch.nn.Module, images:torch.Tensor, face_size:int) -> torch.Tensor:
@@ -179,6 +179,16 @@ def _inversion_key(faces:torch.Tensor, cfg:GenerateConfig, batch_size:int) -> st
     return h.hexdigest()
 
 # %% ../nbs/07_generate.ipynb #5dc32509
+def model_fingerprint(module:torch.nn.Module) -> str:
+    "16 hex digits that name a module's weights: its state dict's names, shapes, dtypes and values."
+    h = hashlib.sha1()
+    for name, t in module.state_dict().items():
+        t = t.detach().cpu().contiguous()
+        h.update(f'{name}|{tuple(t.shape)}|{t.dtype}|'.encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+# %% ../nbs/07_generate.ipynb #c57241e8
 BANK_FORMAT = 'voicestyle.latent_bank/1'
 
 @dataclass
@@ -190,6 +200,7 @@ class LatentBank:
     im2cluster: torch.Tensor     # [N] prototype of every item
     items: list                  # N item names ('identity/video')
     config: dict = field(default_factory=dict)
+    made_with: dict = field(default_factory=dict)  # model_fingerprint of the generator and the face encoder
 
     def __post_init__(self):
         n = len(self.w)
@@ -210,6 +221,16 @@ class LatentBank:
             raise ValueError(f'{path}: not a {BANK_FORMAT} file')
         d.pop('format')
         return cls(**d)
+
+    def check(self, G, face_enc):
+        "Raise if the bank was made with another generator or face encoder than `G` and `face_enc`."
+        if not self.made_with:
+            warnings.warn('this latent bank does not record the models it was made with: not checked'); return
+        have = dict(generator=model_fingerprint(G), face_encoder=model_fingerprint(face_enc))
+        bad = [k.replace('_', ' ') for k in have if self.made_with.get(k) != have[k]]
+        if bad: raise ValueError(f"the latent bank was made with another {' and another '.join(bad)} than the one given: "
+                                 'its latents and prototypes do not fit these models; rebuild it from training faces '
+                                 '(`build_latent_bank`, `voicestyle generate --bank-data DATA`)')
 
 def start_latents(bank:LatentBank, voice_emb:torch.Tensor, n_prototypes:int=3, per_prototype:int=8) -> torch.Tensor:
     "Mean latent [B,w_dim] of the first `per_prototype` bank items of each of the voice's nearest face prototypes."
@@ -250,12 +271,14 @@ def build_latent_bank(G, face_enc, face_size:int, manifest:Manifest, cfg:Generat
     cl = run_kmeans(emb, [min(cfg.k, len(emb))], seed=cfg.seed)
     w = invert_faces(G, face_enc, face_size, faces, cfg, batch_size, progress, checkpoint=checkpoint).cpu()
     return LatentBank(w=w, face_emb=emb, centroids=cl['centroids'][0].cpu(), im2cluster=cl['im2cluster'][0].cpu(),
-                      items=items, config=asdict(cfg))
+                      items=items, config=asdict(cfg),
+                      made_with=dict(generator=model_fingerprint(G), face_encoder=model_fingerprint(face_enc)))
 
 class VoiceToFace:
-    "Voices (wav paths or log-mels) to faces with CMPC encoders, a StyleGAN2 generator and a latent bank."
+    "Voices (wav paths or log-mels) to faces with CMPC encoders, a StyleGAN2 generator and a latent bank made with them."
     def __init__(self, voice_enc, face_enc, model_cfg, G, bank:LatentBank, cfg:GenerateConfig|None=None,
                  audio_cfg:AudioConfig|None=None, n_crops:int=5):
+        bank.check(G, face_enc)
         self.voice_enc, self.face_enc, self.model_cfg, self.G, self.bank = voice_enc.eval(), face_enc.eval(), model_cfg, G.eval(), bank
         self.cfg = cfg or GenerateConfig()
         self.audio_cfg = audio_cfg or AudioConfig(n_mels=model_cfg.n_mels, crop_frames=model_cfg.crop_frames)
