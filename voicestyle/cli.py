@@ -13,8 +13,8 @@ import pandas as pd
 import torch
 
 # %% auto #0
-__all__ = ['ASSETS', 'ASSET_RECIPES', 'BANK_CFG_FIELDS', 'DEFAULT_INVERT_STEPS', 'asset_path', 'default_cache', 'cmd_toyvox',
-           'cmd_scan', 'cmd_train', 'cmd_evaluate', 'cmd_embed', 'experiment_table', 'parse_overrides',
+__all__ = ['ASSETS', 'ASSET_RECIPES', 'LAYOUTS', 'BANK_CFG_FIELDS', 'DEFAULT_INVERT_STEPS', 'asset_path', 'default_cache',
+           'cmd_toyvox', 'cmd_scan', 'cmd_train', 'cmd_evaluate', 'cmd_embed', 'experiment_table', 'parse_overrides',
            'cmd_experiment', 'cmd_stylegan_train', 'cached_bank_path', 'load_pipeline', 'cmd_generate',
            'cmd_judge_real', 'run_benchmarks', 'cmd_bench', 'build_default_bank', 'demo', 'cmd_demo', 'build_parser',
            'main']
@@ -45,12 +45,21 @@ def _toyvox(root, preset:str='small', seed:int=0, workers:int=2) -> Path:
     from voicestyle.toyvox import make_toyvox
     return Path(make_toyvox(root, preset=preset, seed=seed, workers=workers))
 
-def _scan(root, layout:str='voxceleb1'):
+LAYOUTS = ('auto', 'voxceleb1', 'voxceleb2', 'generic', 'csv')
+
+def _scan(root, layout:str='auto', probe:str|None=None, announce:bool=True):
+    "The Manifest of `root` in `layout` ('auto': `load_manifest` decides); `probe` 'header' | 'full' skips unusable files."
     from voicestyle import data
-    scan = {'voxceleb1': data.scan_voxceleb1, 'voxceleb2': data.scan_voxceleb2, 'generic': data.scan_generic,
-            'csv': data.scan_csv}
+    scan = {'auto': data.load_manifest, 'voxceleb1': data.scan_voxceleb1, 'voxceleb2': data.scan_voxceleb2,
+            'generic': data.scan_generic, 'csv': data.scan_csv}
     if layout not in scan: raise ValueError(f'layout must be one of {list(scan)}, got {layout!r}')
-    return scan[layout](root)
+    if probe not in (None, 'header', 'full'): raise ValueError(f"probe must be 'header' or 'full', got {probe!r}")
+    if probe and layout == 'auto' and Path(root).is_file() and data.is_saved_manifest(root):
+        raise ValueError(f'{root}: a manifest saved by `voicestyle scan` is read as it is; to probe its files, '
+                         'scan the dataset folder (or a clip CSV) with --probe')
+    m = scan[layout](root, **({'probe': 'full' if probe == 'full' else True} if probe else {}))
+    if announce and (m.report.skipped or m.report.flagged): print(m.report, file=sys.stderr)
+    return m
 
 def cmd_toyvox(a):
     t = time.perf_counter()
@@ -58,13 +67,13 @@ def cmd_toyvox(a):
     print(f'ToyVox {a.preset} (seed {a.seed}) at {root} in {time.perf_counter() - t:.1f} s')
 
 def cmd_scan(a):
-    m = _scan(a.root, a.layout)
+    m = _scan(a.root, a.layout, a.probe, announce=False)
     print(m); print(m.report)
     if a.out: print('manifest written to', m.save(a.out))
 
 def cmd_train(a):
     from voicestyle.train import train
-    m = _scan(a.data, a.layout)
+    m = _scan(a.data, a.layout, a.probe)
     tr, va = m.subset(splits=[1]), m.subset(splits=[2])
     from voicestyle.train import train_config
     final = train(tr, _train_config_from(a, train_config(a.preset)), a.out, val_manifest=va if len(va.clips) else None)
@@ -79,11 +88,11 @@ def cmd_evaluate(a):
         from voicestyle.train import evaluate_on_lists
         lists = Path(a.lists)
         if not lists.is_dir() and a.lists == 'voxceleb1': lists = ASSETS / 'protocols' / 'voxceleb1'   # the shipped files
-        res = evaluate_on_lists(ck.voice, ck.face, ck.config, _scan(a.data, a.layout), lists, strict=a.strict)
+        res = evaluate_on_lists(ck.voice, ck.face, ck.config, _scan(a.data, a.layout, a.probe), lists, strict=a.strict)
         print('lists resolved against the data (rows kept, dropped by reason):')
         print(res.attrs['resolution'].to_string(index=False))
     else:
-        m = _scan(a.data, a.layout).subset(splits=[a.split])
+        m = _scan(a.data, a.layout, a.probe).subset(splits=[a.split])
         res = evaluate_encoders(ck.voice, ck.face, ck.config, m, a.trials)
     print(format_results(res))
     if a.out: res.to_csv(a.out, index=False); print('results written to', a.out)
@@ -94,7 +103,7 @@ def cmd_embed(a):
     from voicestyle.encoders import load_checkpoint
     from voicestyle.train import embed_manifest, save_embeddings
     ck = load_checkpoint(a.checkpoint)
-    m = _scan(a.data, a.layout)
+    m = _scan(a.data, a.layout, a.probe)
     if a.split: m = m.subset(splits=a.split)
     acfg = AudioConfig(n_mels=ck.config.n_mels, crop_frames=ck.config.crop_frames)
     ve, fe = embed_manifest(ck.voice, ck.face, m, acfg, ck.config.face_size, n_crops=a.crops, flip=True)
@@ -103,7 +112,7 @@ def cmd_embed(a):
     print(f'{len(ve)} voice and {len(fe)} face embeddings ({ve.shape[1]}-D) written to {out}; '
           'read them with voicestyle.train.load_embeddings')
 
-# %% ../nbs/09_cli.ipynb #99bea669
+# %% ../nbs/09_cli.ipynb #3c11fbd6
 def experiment_table(results:pd.DataFrame, ceiling:dict|None=None, protocols=('U', 'G')) -> pd.DataFrame:
     "1:2 matching (`protocols`, both directions), verification AUC/EER (U, G) and retrieval mAP per method: mean ± std over seeds."
     r = results[((results.task == 'matching') & results.metric.eq('acc_1:2') & results.protocol.isin(list(protocols)))
@@ -140,7 +149,7 @@ def cmd_experiment(a):
     from voicestyle.train import run_experiment, train_config
     root = _toyvox(a.data, a.toyvox_preset, a.toyvox_seed, a.workers) if a.toyvox_preset else Path(a.data)
     cfg = train_config(a.preset, **({'epochs': a.epochs} if a.epochs else {}), **parse_overrides(a.set))
-    manifest = clean = _scan(root, a.layout)
+    manifest = clean = _scan(root, a.layout, a.probe)
     if a.reference and not (root / 'toyvox_truth.csv').exists():
         raise ValueError(f'--reference needs ToyVox ground truth ({root / "toyvox_truth.csv"} is missing)')
     if a.deviate:
@@ -232,7 +241,7 @@ def cmd_generate(a):
 def cmd_judge_real(a):
     from voicestyle.real_judges import judge_folder, DlibConfig
     from voicestyle.judge import judge_summary
-    report = judge_folder(a.faces, _scan(a.data, a.layout), a.photos_per_identity, DlibConfig(no_face=a.no_face),
+    report = judge_folder(a.faces, _scan(a.data, a.layout, a.probe), a.photos_per_identity, DlibConfig(no_face=a.no_face),
                           voices=a.voices, baseline=a.baseline, progress=True)
     report.to_csv(Path(a.faces) / 'judge_real.csv', index=False)
     print(judge_summary(report).round(3).to_string())
@@ -360,6 +369,14 @@ def demo(out='voicestyle_demo', n_voices:int=24, steps:int=100, invert_steps:int
 def cmd_demo(a): demo(a.out, a.n_voices, a.steps, a.invert_steps)
 
 # %% ../nbs/09_cli.ipynb #1b0d78ee
+def _data_options(s):
+    "The options every sub-command that reads a dataset shares: its layout, and whether to probe its files."
+    s.add_argument('--layout', default='auto', choices=LAYOUTS,
+                   help="auto: a saved manifest or clip CSV if a file, else VoxCeleb1 (wav/), VoxCeleb2 (aac/) or generic")
+    s.add_argument('--probe', choices=['header', 'full'],
+                   help='open every file first and skip (and count) the unusable ones: header = headers only (fast), '
+                        'full = decode everything (also finds silent and non-finite audio)')
+
 def build_parser() -> argparse.ArgumentParser:
     "The `voicestyle` argument parser (one sub-command per job)."
     from voicestyle.train import TrainConfig, METHODS
@@ -375,10 +392,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--seed', type=int, default=0); s.add_argument('--workers', type=int, default=2)
     s.set_defaults(fn=cmd_toyvox)
     s = sub.add_parser('scan', help='scan a dataset into a manifest and report what was skipped')
-    s.add_argument('root'); s.add_argument('--layout', default='voxceleb1'); s.add_argument('--out')
+    s.add_argument('root', help='a dataset folder or a clip CSV'); _data_options(s)
+    s.add_argument('--out', help='write the manifest here (a CSV that every command reads in place of the folder)')
     s.set_defaults(fn=cmd_scan)
     s = sub.add_parser('train', help='train CMPC on split 1 (validation: split 2); runs under torchrun too')
-    s.add_argument('data'); s.add_argument('out'); s.add_argument('--layout', default='voxceleb1')
+    s.add_argument('data'); s.add_argument('out'); _data_options(s)
     s.add_argument('--preset', default='small', help='training preset: paper | small | small-long | tiny')
     for f in fields(TrainConfig):
         if f.name in ('ks',): s.add_argument('--ks', type=int, nargs='+')
@@ -386,20 +404,20 @@ def build_parser() -> argparse.ArgumentParser:
         else: s.add_argument(f'--{f.name.replace("_", "-")}', type={'int': int, 'float': float}.get(str(f.type), str))
     s.set_defaults(fn=cmd_train)
     s = sub.add_parser('evaluate', help='association protocols of a CMPC checkpoint: lists drawn from one split, or given lists')
-    s.add_argument('checkpoint'); s.add_argument('data'); s.add_argument('--layout', default='voxceleb1')
+    s.add_argument('checkpoint'); s.add_argument('data'); _data_options(s)
     s.add_argument('--split', type=int, default=4); s.add_argument('--trials', type=int, default=2000); s.add_argument('--out')
     s.add_argument('--lists', help="a folder of protocol list files (official or written by write_protocols), or 'voxceleb1' "
                                    'for the shipped VoxCeleb1 files; replaces --split/--trials')
     s.add_argument('--strict', action='store_true', help='with --lists: refuse rows whose files the data lacks (default: drop and count them)')
     s.set_defaults(fn=cmd_evaluate)
     s = sub.add_parser('embed', help='voice and face embeddings of a dataset with a CMPC checkpoint, to one .npz')
-    s.add_argument('checkpoint'); s.add_argument('data'); s.add_argument('--layout', default='voxceleb1')
+    s.add_argument('checkpoint'); s.add_argument('data'); _data_options(s)
     s.add_argument('--split', type=int, nargs='*', help='identity splits to embed (default: all)')
     s.add_argument('--crops', type=int, default=5, help='evenly spaced crops averaged per utterance (faces: image + flip)')
     s.add_argument('--out', default='embeddings.npz')
     s.set_defaults(fn=cmd_embed)
     s = sub.add_parser('experiment', help='CMPC vs instance-only baseline over seeds, with ToyVox ceilings')
-    s.add_argument('data'); s.add_argument('out'); s.add_argument('--layout', default='voxceleb1')
+    s.add_argument('data'); s.add_argument('out'); _data_options(s)
     s.add_argument('--toyvox-preset', choices=list(TOYVOX_PRESETS), help='make ToyVox at DATA first')
     s.add_argument('--toyvox-seed', type=int, default=0, help='seed of the ToyVox made at DATA')
     s.add_argument('--preset', default='small'); s.add_argument('--epochs', type=int)
@@ -441,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser('judge-real', help="score a `generate` folder against real photos with dlib (+ Resemblyzer); needs the judges extra")
     s.add_argument('faces', help='folder written by `voicestyle generate` (with faces.csv)')
     s.add_argument('data', help='the dataset the voices come from (their owners and real photos)')
-    s.add_argument('--layout', default='voxceleb1'); s.add_argument('--photos-per-identity', type=int, default=4)
+    _data_options(s); s.add_argument('--photos-per-identity', type=int, default=4)
     s.add_argument('--no-face', choices=['full', 'skip'], default='full',
                    help='when dlib finds no face: use the whole image as the box, or skip the image (counted)')
     s.add_argument('--voices', action='store_true', help="add Resemblyzer's voice/face similarity consistency")

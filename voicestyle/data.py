@@ -25,10 +25,10 @@ __all__ = ['AUDIO_EXTS', 'AV_EXTS', 'IMAGE_EXTS', 'VIDEO_EXTRA', 'SCAN_REASONS',
            'AudioError', 'FaceError', 'ProtocolError', 'AudioConfig', 'have_av', 'load_audio', 'LogMel', 'crop_or_pad',
            'even_crops', 'single_thread', 'MelLoader', 'load_face', 'ScanReport', 'Manifest', 'read_meta',
            'read_identity_splits', 'split_identities_by_seed', 'protocol_path', 'scan_voxceleb1',
-           'write_synthetic_voxceleb1', 'scan_voxceleb2', 'scan_generic', 'scan_csv', 'load_manifest',
-           'read_matching_list', 'read_verification_list', 'read_protocol', 'ResolvedProtocol', 'resolve_protocol',
-           'VoiceFaceDataset', 'release_free_memory', 'PreloadedPairs', 'UtteranceDataset', 'FaceFrameDataset',
-           'benchmark_loading']
+           'write_synthetic_voxceleb1', 'scan_voxceleb2', 'scan_generic', 'scan_csv', 'is_saved_manifest',
+           'load_manifest', 'read_matching_list', 'read_verification_list', 'read_protocol', 'ResolvedProtocol',
+           'resolve_protocol', 'VoiceFaceDataset', 'release_free_memory', 'PreloadedPairs', 'UtteranceDataset',
+           'FaceFrameDataset', 'benchmark_loading']
 
 # %% ../nbs/00_data.ipynb #bd8c5dbe
 class DataError(Exception):
@@ -647,13 +647,15 @@ def scan_csv(path, root=None, probe=False, min_seconds:float=0.1, check_files:bo
     return Manifest(root, c, rep)
 
 # %% ../nbs/00_data.ipynb #8e41203c
+def is_saved_manifest(path) -> bool:
+    "Whether `path` is a file written by `Manifest.save` (rather than a clip CSV to scan)."
+    with open(path, encoding='utf-8', errors='replace') as f: return f.readline().startswith(_HEADER)
+
 def load_manifest(source, **kwargs) -> Manifest:
     "A Manifest from a Manifest, a manifest/clip CSV, or a folder (VoxCeleb1 if it has wav/, VoxCeleb2 if aac/, else generic)."
     if isinstance(source, Manifest): return source
     p = Path(source)
-    if p.is_file():
-        with open(p, encoding='utf-8') as f: saved = f.readline().startswith(_HEADER)
-        return Manifest.load(p, **kwargs) if saved else scan_csv(p, **kwargs)
+    if p.is_file(): return Manifest.load(p, **kwargs) if is_saved_manifest(p) else scan_csv(p, **kwargs)
     if (p / 'wav').is_dir(): return scan_voxceleb1(p, **kwargs)
     if (p / 'aac').is_dir(): return scan_voxceleb2(p, **kwargs)
     if p.is_dir(): return scan_generic(p, **kwargs)

@@ -158,9 +158,9 @@ def retrieval_map(query_emb, query_ids, gallery_emb, gallery_ids, chunk:int=512,
 CONSTRAINTS = {'U': (), 'random': (), 'G': ('gender',), 'N': ('nationality',), 'GN': ('gender', 'nationality')}
 
 def tables_from_clips(clips:pd.DataFrame, max_faces_per_clip:int|None=None):
-    "(voices, faces) tables from a manifest-like clip table with `audio` and a list column `faces`."
+    "(voices, faces) tables from a manifest-like clip table with `audio` and a list column `faces` (face-only rows: audio '')."
     cols = [c for c in ('identity', 'gender', 'nationality') if c in clips.columns]
-    voices = clips[cols + ['audio']].reset_index(drop=True)
+    voices = clips.loc[clips.audio.notna() & (clips.audio != ''), cols + ['audio']].reset_index(drop=True)
     f = clips[cols + ['faces']].copy()
     if max_faces_per_clip is not None: f['faces'] = f['faces'].map(lambda l: list(l)[:max_faces_per_clip])
     faces = f.explode('faces').dropna(subset=['faces']).rename(columns={'faces': 'face'}).reset_index(drop=True)
