@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_cli.ipynb #c9f07b95
 from __future__ import annotations
-import argparse, hashlib, json, os, sys, time, warnings
+import argparse, hashlib, json, os, pickle, sys, time, warnings
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -61,6 +61,15 @@ def _scan(root, layout:str='auto', probe:str|None=None, announce:bool=True):
     if announce and (m.report.skipped or m.report.flagged): print(m.report, file=sys.stderr)
     return m
 
+def _splits(m, splits, what:str):
+    "The part of manifest `m` in identity `splits`; an error naming the splits `m` has if that part is empty."
+    sub = m.subset(splits=list(splits))
+    if not len(sub.clips):
+        have = sorted(int(x) for x in m.clips.split.unique())
+        raise ValueError(f"{m.root}: no clips in split {', '.join(map(str, splits))} for {what}; the data has splits {have} "
+                         '(-1: unknown; VoxCeleb1 layout: identity_splits.txt, a clip CSV: a split column)')
+    return sub
+
 def cmd_toyvox(a):
     t = time.perf_counter()
     root = _toyvox(a.out, a.preset, a.seed, a.workers)
@@ -74,7 +83,7 @@ def cmd_scan(a):
 def cmd_train(a):
     from voicestyle.train import train
     m = _scan(a.data, a.layout, a.probe)
-    tr, va = m.subset(splits=[1]), m.subset(splits=[2])
+    tr, va = _splits(m, [1], 'training'), m.subset(splits=[2])
     from voicestyle.train import train_config
     final = train(tr, _train_config_from(a, train_config(a.preset)), a.out, val_manifest=va if len(va.clips) else None)
     print('checkpoint:', final)
@@ -92,7 +101,7 @@ def cmd_evaluate(a):
         print('lists resolved against the data (rows kept, dropped by reason):')
         print(res.attrs['resolution'].to_string(index=False))
     else:
-        m = _scan(a.data, a.layout, a.probe).subset(splits=[a.split])
+        m = _splits(_scan(a.data, a.layout, a.probe), [a.split], 'evaluation')
         res = evaluate_encoders(ck.voice, ck.face, ck.config, m, a.trials)
     print(format_results(res))
     if a.out: res.to_csv(a.out, index=False); print('results written to', a.out)
@@ -104,7 +113,7 @@ def cmd_embed(a):
     from voicestyle.train import embed_manifest, save_embeddings
     ck = load_checkpoint(a.checkpoint)
     m = _scan(a.data, a.layout, a.probe)
-    if a.split: m = m.subset(splits=a.split)
+    if a.split: m = _splits(m, a.split, 'embedding')
     acfg = AudioConfig(n_mels=ck.config.n_mels, crop_frames=ck.config.crop_frames)
     ve, fe = embed_manifest(ck.voice, ck.face, m, acfg, ck.config.face_size, n_crops=a.crops, flip=True)
     out = save_embeddings(a.out, ve, fe, m, checkpoint=str(Path(a.checkpoint).resolve()), data=str(Path(a.data).resolve()),
@@ -478,7 +487,8 @@ def main(argv=None):
     from voicestyle.real_judges import JudgeUnavailable
     a = build_parser().parse_args(argv)
     try: a.fn(a)
-    except (DataError, CheckpointError, FileNotFoundError, FileExistsError, ValueError, JudgeUnavailable) as e:
+    except (DataError, CheckpointError, FileNotFoundError, FileExistsError, ValueError, JudgeUnavailable,
+            pickle.UnpicklingError) as e:                    # incl. a pickle refused for asking to run code
         print(f'voicestyle {a.command}: error: {e}', file=sys.stderr)
         if os.environ.get('VOICESTYLE_DEBUG'): raise
         sys.exit(2)

@@ -251,7 +251,7 @@ def load_checkpoint(path, map_location='cpu') -> CMPCCheckpoint:
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f'{path}: no such checkpoint file')
     try: ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, AttributeError, TypeError) as e:
+    except Exception as e:                                   # garbage bytes can fail inside the unpickler in many ways
         first = (str(e).strip().splitlines() or [''])[0][:200]
         raise CheckpointError(f'{path}: cannot be read as a voicestyle checkpoint (a NVIDIA StyleGAN .pkl or other '
                               f'pickle that needs code to load?): {type(e).__name__}: {first}') from e

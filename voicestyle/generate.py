@@ -216,7 +216,8 @@ class LatentBank:
 
     @classmethod
     def load(cls, path) -> 'LatentBank':
-        d = torch.load(path, map_location='cpu', weights_only=True)
+        try: d = torch.load(path, map_location='cpu', weights_only=True)
+        except Exception as e: raise ValueError(f'{path}: not a {BANK_FORMAT} file ({type(e).__name__}: {e})') from e
         if not isinstance(d, dict) or d.get('format') != BANK_FORMAT:
             raise ValueError(f'{path}: not a {BANK_FORMAT} file')
         d.pop('format')

@@ -56,7 +56,9 @@ def _reading_nets(cfg: TrainConfig, n_attrs: int) -> tuple:
 
 def load_reference(path) -> dict:
     "A `reference.pt` -> dict(voice, face: `ReadingNet` in eval mode, attrs, config: `TrainConfig`)."
-    ck = torch.load(path, map_location='cpu', weights_only=False)
+    if not Path(path).is_file(): raise FileNotFoundError(f'{path}: no such reference checkpoint')
+    try: ck = torch.load(path, map_location='cpu', weights_only=True)        # tensors and plain data only: runs no code
+    except Exception as e: raise CheckpointError(f'{path}: not a voicestyle supervised-reference checkpoint ({type(e).__name__}: {e})') from e
     if not isinstance(ck, dict) or ck.get('kind') != 'voicestyle.reference':
         raise CheckpointError(f'{path}: not a voicestyle supervised-reference checkpoint')
     cfg = TrainConfig(**ck['config'])
@@ -85,7 +87,7 @@ def train_reference(manifest, truth: pd.DataFrame, cfg: TrainConfig, out_dir, pr
     per_epoch = len(ds) // cfg.batch_size
     total, start = per_epoch * cfg.epochs, 0
     if last.exists():
-        st = torch.load(last, map_location='cpu', weights_only=False)
+        st = torch.load(last, map_location='cpu', weights_only=True)
         if TrainConfig(**st['config']) != cfg: raise ValueError(f'{last} was written with another TrainConfig; use a new out_dir')
         voice.load_state_dict(st['voice']); face.load_state_dict(st['face']); opt.load_state_dict(st['opt'])
         start = st['epoch'] + 1

@@ -677,7 +677,11 @@ class SafeUnpickler(pickle.Unpickler):
 def read_nvidia_pickle(path: Union[str, Path]) -> dict:
     "The top-level dict of an NVIDIA .pkl (networks as `PersistentObject`), read with `SafeUnpickler`."
     path = Path(path)
-    with open(path, 'rb') as f: data = SafeUnpickler(f, source=str(path)).load()
+    try:
+        with open(path, 'rb') as f: data = SafeUnpickler(f, source=str(path)).load()
+    except UnsafePickleError: raise                          # a refused pickle says what it asked for
+    except Exception as e:
+        raise CheckpointError(f'{path}: neither a torch checkpoint nor a readable pickle ({type(e).__name__}: {e})') from e
     if not isinstance(data, dict): raise CheckpointError(f'{path}: expected a pickled dict of networks, got {type(data).__name__}')
     return data
 

@@ -17,9 +17,10 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['TRAIN_PRESETS', 'EMBEDDINGS_FORMAT', 'METHODS', 'lr_at', 'TrainConfig', 'train_config', 'epoch_batches', 'gather',
-           'CMPCModel', 'setup_distributed', 'embed_manifest', 'validation_lists', 'read_metrics', 'prototype_purity',
-           'train', 'plot_metrics', 'evaluate_encoders', 'resolve_lists', 'evaluate_on_lists', 'save_embeddings',
-           'load_embeddings', 'method_config', 'run_experiment', 'benchmark_training', 'export_encoders']
+           'CMPCModel', 'setup_distributed', 'embed_manifest', 'validation_lists', 'config_changes', 'read_metrics',
+           'prototype_purity', 'train', 'plot_metrics', 'evaluate_encoders', 'resolve_lists', 'evaluate_on_lists',
+           'save_embeddings', 'load_embeddings', 'method_config', 'run_experiment', 'benchmark_training',
+           'export_encoders']
 
 # %% ../nbs/05_train.ipynb #4e622faf
 def lr_at(step:int, total_steps:int, peak:float=5e-3, floor:float=1e-4, warmup_steps:int=0) -> float:
@@ -180,6 +181,11 @@ def validation_lists(manifest:Manifest, n:int=1000, seed:int=0) -> dict:
     return out
 
 # %% ../nbs/05_train.ipynb #6b37ebfb
+def config_changes(before, after) -> str:
+    "The fields in which two dataclass configs differ, as 'field: before -> after, ...'."
+    a, b = asdict(before), asdict(after)
+    return ', '.join(f'{k}: {a[k]!r} -> {b.get(k)!r}' for k in a if a[k] != b.get(k))
+
 def _log(path:Path, row:dict):
     with open(path, 'a') as fh: fh.write(json.dumps(row) + '\n')
 
@@ -247,8 +253,8 @@ def train(manifest, cfg:TrainConfig, out_dir, val_manifest=None, resume:bool=Tru
         if ck.get('format') != 'voicestyle.cmpc/1' or 'train' not in ck.get('extra', {}):
             raise CheckpointError(f'{last}: not a voicestyle training checkpoint')
         saved = TrainConfig(**ck['extra']['train']['config'])
-        if saved != cfg: raise ValueError(f'{last} was written with another TrainConfig: {saved} (now {cfg}); '
-                                          'use a new out_dir or resume=False')
+        if saved != cfg: raise ValueError(f'{last} was written with another TrainConfig ({config_changes(saved, cfg)}); '
+                                          'use a new out_dir, or train(..., resume=False) to start this one over')
         model.voice.load_state_dict(ck['voice']); model.face.load_state_dict(ck['face'])
         st = ck['extra']['train']
         crit.load_state_dict(st['criterion']); opt.load_state_dict(st['optimizer'])
@@ -487,7 +493,8 @@ def run_experiment(manifest, out_dir, cfg:TrainConfig, seeds=(0, 1, 2), methods=
             if not path.exists(): raise ValueError(f'{path} is missing: best.pt needs a validation split (set 2) at training time')
             ck = load_checkpoint(path)
             done = TrainConfig(**ck.extra['train']['config'])
-            if done != run_cfg: raise ValueError(f'{path} was trained with another TrainConfig ({done}); use a new out_dir')
+            if done != run_cfg:
+                raise ValueError(f'{path} was trained with another TrainConfig ({config_changes(done, run_cfg)}); use a new out_dir')
             rows.append(evaluate_encoders(ck.voice, ck.face, ck.config, test_m, n_trials, method=method, seed=seed))
     return pd.concat(rows, ignore_index=True)
 
