@@ -241,6 +241,7 @@ def cmd_generate(a):
     v2f = load_pipeline(a.cmpc, a.generator, a.bank, bm, cfg)
     print(f"latent bank: {v2f.bank_path} ({'made now' if v2f.bank_made else 'loaded'}; {len(v2f.bank.items)} faces)")
     job = {k: str(Path(v).resolve()) if v else None for k, v in dict(cmpc=a.cmpc, generator=a.generator, bank=v2f.bank_path).items()}
+    job['bank_made_with'] = v2f.bank.made_with                # a bank rebuilt under the same name is another job
     res = generate_folder(v2f, voices, a.out, batch_size=a.batch_size, start=a.start, job=job)
     sk = res.attrs['skipped']
     print(f"{len(res)} faces in {a.out} (listed in faces.csv; {res.attrs['resumed']} of {res.attrs['batches']} batches "
