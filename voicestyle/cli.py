@@ -67,7 +67,7 @@ def _splits(m, splits, what:str):
     if not len(sub.clips):
         have = sorted(int(x) for x in m.clips.split.unique())
         raise ValueError(f"{m.root}: no clips in split {', '.join(map(str, splits))} for {what}; the data has splits {have} "
-                         '(-1: unknown; VoxCeleb1 layout: identity_splits.txt, a clip CSV: a split column)')
+                         '(-1: unknown; give identity_splits.txt in a VoxCeleb1 or generic folder, or a split column in a clip CSV)')
     return sub
 
 def cmd_toyvox(a):

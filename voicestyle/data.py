@@ -595,10 +595,11 @@ def scan_voxceleb2(root, meta='vox2_meta.csv', splits=None, probe=False, min_sec
     return _assemble(root, audio, faces, meta_df, sp, rep, probe, min_seconds)
 
 # %% ../nbs/00_data.ipynb #0adb0706
-def scan_generic(root, meta=None, splits=None, probe=False, min_seconds:float=0.1) -> Manifest:
-    "Scan root/<identity>/<video>/{*.wav,*.flac,...,*.jpg,*.png} -> Manifest."
+def scan_generic(root, meta=None, splits='auto', probe=False, min_seconds:float=0.1) -> Manifest:
+    "Scan root/<identity>/<video>/{*.wav,*.flac,...,*.jpg,*.png} -> Manifest (splits 'auto': root/identity_splits.txt if there)."
     root, rep = Path(root), ScanReport()
     if not root.is_dir(): raise FileNotFoundError(f'{root}: no such folder')
+    if splits == 'auto': splits = 'identity_splits.txt' if (root / 'identity_splits.txt').is_file() else None
     fl = _list_files(root, '', 2, AUDIO_EXTS + IMAGE_EXTS, rep, count_top=False)
     is_audio = fl.file.str.lower().str.endswith(AUDIO_EXTS)
     a, f = fl[is_audio], fl[~is_audio]
