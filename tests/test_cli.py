@@ -68,6 +68,19 @@ def test_wrong_checkpoint_is_a_clear_error(toyvox, tmp_path):
     r = vs('evaluate', bad, toyvox, ok=False)
     assert r.returncode == 2 and 'bad.pt' in r.stderr and 'error' in r.stderr and 'Traceback' not in r.stderr
 
+def test_bad_input_is_one_line(toyvox, tmp_path):
+    "A wav given as a checkpoint or generator, a split the data lacks, an option that cannot apply: exit 2, no traceback."
+    from voicestyle.cli import ASSETS
+    wav = sorted((toyvox / 'wav').rglob('*.wav'))[0]
+    for args, says in [(('evaluate', wav, toyvox), 'cannot be read as a voicestyle checkpoint'),
+                       (('generate', wav, '--generator', wav, '--bank', tmp_path / 'b.pt', '--bank-data', toyvox, '--out', tmp_path / 'f'),
+                        'neither a torch checkpoint nor a readable pickle'),
+                       (('evaluate', ASSETS / 'cmpc_toyvox.pt', toyvox, '--split', '3'), 'no clips in split 3 for evaluation'),
+                       (('generate', wav, '--invert-steps', '5', '--out', tmp_path / 'g'), '--invert-steps applies when a latent bank is made'),
+                       (('generate', wav, '--cmpc', ASSETS / 'cmpc_toyvox.pt', '--out', tmp_path / 'h'), 'no latent bank for these models')]:
+        r = vs(*args, ok=False)
+        assert r.returncode == 2 and says in r.stderr and 'Traceback' not in r.stderr, (args, r.stderr[-2000:])
+
 def test_experiment_with_reference(tmp_path):
     "experiment --reference on a 40-identity ancestry ToyVox: CMPC, the baseline and the supervised reference in one table."
     from voicestyle.toyvox import make_toyvox

@@ -236,6 +236,8 @@ def cmd_generate(a):
     from voicestyle.generate import GenerateConfig, collect_audio, generate_folder, SKIPPED_LIST
     voices = collect_audio(a.wav + ([l.strip() for l in Path(a.list).read_text().splitlines() if l.strip()] if a.list else []))
     if not voices: raise ValueError('no voices: give wav files, folders of them, or --list FILE')
+    if a.invert_steps and not a.bank_data:
+        raise ValueError('--invert-steps applies when a latent bank is made: give --bank-data DATA (an existing bank is used as it is)')
     bm = _scan(a.bank_data).subset(splits=[1]) if a.bank_data else None
     cfg = GenerateConfig(steps=a.steps, **({'invert_steps': a.invert_steps} if a.invert_steps else {}))
     v2f = load_pipeline(a.cmpc, a.generator, a.bank, bm, cfg)
