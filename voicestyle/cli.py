@@ -47,6 +47,10 @@ def _toyvox(root, preset:str='small', seed:int=0, workers:int=2) -> Path:
 
 LAYOUTS = ('auto', 'voxceleb1', 'voxceleb2', 'generic', 'csv')
 
+def _rank0() -> bool:
+    "Whether this process should print: always, except on ranks other than 0 under `torchrun`."
+    return int(os.environ.get('RANK', '0')) == 0
+
 def _scan(root, layout:str='auto', probe:str|None=None, announce:bool=True):
     "The Manifest of `root` in `layout` ('auto': `load_manifest` decides); `probe` 'header' | 'full' skips unusable files."
     from voicestyle import data
@@ -58,7 +62,7 @@ def _scan(root, layout:str='auto', probe:str|None=None, announce:bool=True):
         raise ValueError(f'{root}: a manifest saved by `voicestyle scan` is read as it is; to probe its files, '
                          'scan the dataset folder (or a clip CSV) with --probe')
     m = scan[layout](root, **({'probe': 'full' if probe == 'full' else True} if probe else {}))
-    if announce and (m.report.skipped or m.report.flagged): print(m.report, file=sys.stderr)
+    if announce and _rank0() and (m.report.skipped or m.report.flagged): print(m.report, file=sys.stderr)
     return m
 
 def _splits(m, splits, what:str):
@@ -86,7 +90,7 @@ def cmd_train(a):
     tr, va = _splits(m, [1], 'training'), m.subset(splits=[2])
     from voicestyle.train import train_config
     final = train(tr, _train_config_from(a, train_config(a.preset)), a.out, val_manifest=va if len(va.clips) else None)
-    print('checkpoint:', final)
+    if _rank0(): print('checkpoint:', final)
 
 def cmd_evaluate(a):
     from voicestyle.encoders import load_checkpoint
