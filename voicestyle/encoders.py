@@ -8,7 +8,7 @@ __all__ = ['RESNET_LAYERS', 'STEMS', 'INPUT_NORMS', 'MODEL_PRESETS', 'CHECKPOINT
            'save_checkpoint', 'load_checkpoint', 'training_gflop', 'benchmark_encoders']
 
 # %% ../nbs/02_encoders.ipynb #41a32ba5
-import os, pickle, tempfile, time
+import os, tempfile, time
 from dataclasses import dataclass, field, asdict, replace
 from pathlib import Path
 from typing import NamedTuple
